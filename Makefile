@@ -1,0 +1,23 @@
+# Two commands on a fresh machine (Python 3.11+, git, make): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-lambda.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: demo test bench venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m devstack demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench
