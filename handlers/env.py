@@ -1,0 +1,39 @@
+"""Every environment variable the handlers read, in one place.
+
+The Pulumi program sets exactly these (plus ``TABLE_<NAME>`` for each table a
+function may use, see ``handlers.tables``); a test checks that the two agree
+and that the README documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    description: str
+    default: str | None = None
+
+    def get(self) -> str | None:
+        return os.environ.get(self.name, self.default)
+
+
+ENABLED_PLUGINS = Var(
+    "ENABLED_PLUGINS",
+    "Comma-separated plugin names to enable (unset: bounce,dropped,dynamodb; empty: none).",
+)
+SENDGRID_API_HOST = Var(
+    "SENDGRID_API_HOST", "Base URL of the SendGrid v3 API.", "https://api.sendgrid.com"
+)
+SENDGRID_API_KEY = Var(
+    "SENDGRID_API_KEY", "The API key in plaintext: local runs only (never set by the Pulumi program)."
+)
+SENT_LOG_TTL_DAYS = Var(
+    "SENT_LOG_TTL_DAYS", "Days a sent-log row (and a bounce row) is kept before TTL removes it; 0 keeps it.", "400"
+)
+
+SENDER = (ENABLED_PLUGINS, SENDGRID_API_HOST, SENDGRID_API_KEY, SENT_LOG_TTL_DAYS)
+WEBHOOK = (ENABLED_PLUGINS, SENT_LOG_TTL_DAYS)

@@ -1,0 +1,102 @@
+"""The hooks a sendgrid-events plugin may implement.
+
+A plugin is a plain module (or any object) with functions decorated by
+``@hookimpl`` whose names are the hook names below. Built-in plugins live in
+``plugins/``; third-party ones are installed packages that declare an entry
+point in the group ``sendgrid_events``. Only the plugins named in the stack's
+allow-list (``ENABLED_PLUGINS``) are registered.
+
+Registration hooks (``register_*``) are called once per process, when the
+plugin manager is built (a Lambda cold start); their results are kept. The
+other hooks are called per batch or per mail.
+
+This module is imported by the Lambda handlers: it must never import pulumi.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "sendgrid_events"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_event_types(register):
+    """Declare the SendGrid event types (the ``event`` field) this plugin accepts.
+
+    Call ``register(name, fields)`` once per type. ``fields(event) -> dict``
+    receives the raw SendGrid event (a dict that has passed the core's checks:
+    ``event``, ``email`` and an integer ``timestamp`` are there) and returns the
+    event-specific fields to add to its record, under record keys (camelCase),
+    e.g. bounce: ``{"type": ..., "bounceClassification": ..., "status": ...,
+    "reason": ...}``. It must not raise for a missing optional field; if it
+    raises, the event is stored as a reject and the rest of the batch goes on.
+
+    Events of a type no enabled plugin registered are ignored and counted.
+    Registering a type another enabled plugin registered already is an error.
+    """
+
+
+@hookspec
+def register_sinks(register):
+    """Declare where reconciled records go.
+
+    Call ``register(name, write, idempotent=True)``. ``write(records)`` receives
+    the list of records of one webhook batch (every accepted, not yet processed
+    event, in the order received; see ``handlers.records`` for the keys) and
+    stores them. Raising means "not stored": the webhook answers 5xx and
+    SendGrid posts the batch again, so ``write`` must make a repeated write of
+    the same record harmless. A sink that cannot (a notification) registers with
+    ``idempotent=False``; the core then hands it only records it has claimed
+    for that sink, so no record reaches it twice.
+    """
+
+
+@hookspec
+def register_tables(register):
+    """Declare the DynamoDB tables this plugin reads or writes.
+
+    Call ``register(table)`` with a ``handlers.tables.Table``: its keys,
+    indexes, TTL attribute and which function may call which actions on it.
+    The Pulumi program creates each declared table (and its IAM statements and
+    the ``TABLE_<NAME>`` environment variable of the functions that use it);
+    the local stack creates the same tables in moto. A plugin may also declare
+    an index on a table another plugin or the core declares, by registering a
+    ``Table`` with the same name and only ``indexes`` (and ``access``) set.
+    """
+
+
+@hookspec
+def before_send(mail):
+    """Inspect a mail before the sender hands it to SendGrid.
+
+    ``mail`` is a ``handlers.mail.Mail``. Call ``mail.drop(address, reason)``
+    to remove a recipient or ``mail.veto(reason)`` to stop the whole mail. The
+    sender writes who was dropped and why (or the veto) on the mail sender
+    item; a mail left with no recipient is ``rejected``. Raising is a
+    transient failure: the record is retried.
+    """
+
+
+@hookspec
+def after_send(mail, message_id):
+    """Act on a mail SendGrid accepted (``message_id`` is its X-Message-Id).
+
+    Called after the sent log was written. Failures are logged, never undo the
+    send and never cause a resend.
+    """
+
+
+@hookspec
+def infrastructure(stack):
+    """Add what this plugin needs to a Pulumi stack beyond its tables.
+
+    Called only by the Pulumi program (``infra/``), never in Lambda: import
+    pulumi inside the function body. ``stack`` is an ``infra.plugins.StackContext``:
+    it gives the stack config, the parent component, the KMS key and the
+    tables, and lets the plugin add environment variables and IAM statements
+    to a function (``stack.add_env``, ``stack.allow``).
+    """

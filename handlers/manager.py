@@ -1,0 +1,143 @@
+"""The plugin manager factory: which plugins run, and what they registered.
+
+``enabled_plugins()`` is the process-wide set, built once per cold start from
+``ENABLED_PLUGINS``; tests call ``build(names)`` for a fresh one each time.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Callable, Iterable
+
+import pluggy
+
+from handlers import hookspecs
+from handlers.tables import CORE_TABLES, Table, combine
+
+# Built-in plugins: name -> module path. Adding one is adding a line here.
+BUILTIN_PLUGINS = {
+    "bounce": "plugins.bounce",
+    "dropped": "plugins.dropped",
+    "dynamodb": "plugins.dynamodb",
+}
+DEFAULT_PLUGINS = ("bounce", "dropped", "dynamodb")
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+
+
+class PluginError(ValueError):
+    """The enabled-plugin list or a plugin's registrations are wrong."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    fields: Callable[[dict], dict]
+    plugin: str
+
+
+@dataclass(frozen=True)
+class Sink:
+    name: str
+    write: Callable[[list[dict]], None]
+    idempotent: bool
+    plugin: str
+
+
+@dataclass
+class Plugins:
+    """A plugin manager and what its plugins registered (computed once)."""
+
+    names: tuple[str, ...]
+    pm: pluggy.PluginManager
+    event_types: dict[str, EventType] = field(default_factory=dict)
+    sinks: list[Sink] = field(default_factory=list)
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+
+def parse_names(value: str | None) -> tuple[str, ...]:
+    """``ENABLED_PLUGINS`` -> names. Unset means the defaults; empty means none."""
+    if value is None:
+        return DEFAULT_PLUGINS
+    names = [n.strip() for n in value.split(",")]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def known_plugins() -> dict[str, Callable[[], object]]:
+    """Every plugin that could be enabled: name -> loader (nothing imported yet)."""
+    known: dict[str, Callable[[], object]] = {
+        name: functools.partial(importlib.import_module, path) for name, path in BUILTIN_PLUGINS.items()
+    }
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in known:
+            raise PluginError(f"plugin name {ep.name!r} from package entry point {ep.value!r} "
+                              "is already taken by a built-in plugin")
+        known[ep.name] = ep.load
+    return known
+
+
+def build(names: Iterable[str] | str | None = None) -> Plugins:
+    """A fresh plugin manager with exactly ``names`` registered.
+
+    ``names`` may be a comma-separated string (as in ``ENABLED_PLUGINS``), an
+    iterable, or None for the defaults. Unknown names fail loudly.
+    """
+    if names is None or isinstance(names, str):
+        names = parse_names(names)
+    names = tuple(dict.fromkeys(names))
+    known = known_plugins()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise PluginError(f"unknown plugin(s) {', '.join(unknown)} in ENABLED_PLUGINS; "
+                          f"known plugins: {', '.join(sorted(known))}")
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in names:
+        pm.register(known[name](), name=name)
+    return _collect(Plugins(names=names, pm=pm))
+
+
+def _collect(plugins: Plugins) -> Plugins:
+    pm = plugins.pm
+
+    def each(hook_name: str):
+        """Call a registration hook plugin by plugin, knowing who registers what."""
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            yield impl.plugin_name, impl.function
+
+    for plugin, register_event_types in each("register_event_types"):
+        def add_type(name: str, fields: Callable[[dict], dict], _plugin=plugin):
+            if name in plugins.event_types:
+                raise PluginError(f"event type {name!r} is registered by both "
+                                  f"{plugins.event_types[name].plugin!r} and {_plugin!r}")
+            plugins.event_types[name] = EventType(name, fields, _plugin)
+        register_event_types(register=add_type)
+
+    for plugin, register_sinks in each("register_sinks"):
+        def add_sink(name: str, write, idempotent: bool = True, _plugin=plugin):
+            if any(s.name == name for s in plugins.sinks):
+                raise PluginError(f"sink {name!r} is registered twice")
+            plugins.sinks.append(Sink(name, write, idempotent, _plugin))
+        register_sinks(register=add_sink)
+
+    declared: list[Table] = list(CORE_TABLES)
+    for _plugin, register_tables in each("register_tables"):
+        register_tables(register=declared.append)
+    try:
+        plugins.tables = combine(declared)
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
+    return plugins
+
+
+@functools.cache
+def enabled_plugins() -> Plugins:
+    """The process-wide plugins, from ``ENABLED_PLUGINS`` (built once per cold start)."""
+    return build(os.environ.get("ENABLED_PLUGINS"))

@@ -1,0 +1,146 @@
+"""Table definitions: one description of each DynamoDB table, used everywhere.
+
+The Pulumi program (``infra/``), the local stack (``devstack/``) and the tests
+all build tables from these ``Table`` values, so their key schemas cannot
+drift. Plugins add theirs through the ``register_tables`` hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+# The functions that can be granted access to a table.
+SENDER = "sender"
+WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index."""
+
+    name: str
+    hash_key: str
+    range_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A DynamoDB table: logical name, keys and who may do what on it.
+
+    ``name`` is logical ("sent_log"); the deployed table name is the stack's
+    business, handed to the functions as ``TABLE_<NAME>`` (``env_var``).
+    ``attribute_types`` gives the type of key attributes that are not strings.
+    ``access`` maps a function (``SENDER``, ``WEBHOOK``) to the DynamoDB
+    actions it may call on the table (and its indexes).
+    """
+
+    name: str
+    hash_key: str | None = None
+    range_key: str | None = None
+    attribute_types: Mapping[str, str] = field(default_factory=dict)
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+    stream_view_type: str | None = None
+    access: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def env_var(self) -> str:
+        return f"TABLE_{self.name.upper()}"
+
+    @property
+    def key_attributes(self) -> list[str]:
+        names = [self.hash_key, self.range_key]
+        for index in self.indexes:
+            names += [index.hash_key, index.range_key]
+        return list(dict.fromkeys(n for n in names if n))
+
+    def attribute_type(self, name: str) -> str:
+        return self.attribute_types.get(name, "S")
+
+    def merged(self, other: "Table") -> "Table":
+        """This table with the indexes and access ``other`` adds to it."""
+        if other.hash_key and (other.hash_key, other.range_key) != (self.hash_key, self.range_key):
+            raise ValueError(f"table {self.name!r} is declared twice with different keys")
+        access = {fn: tuple(dict.fromkeys(self.access.get(fn, ()) + other.access.get(fn, ())))
+                  for fn in {*self.access, *other.access}}
+        return replace(
+            self,
+            attribute_types={**self.attribute_types, **other.attribute_types},
+            indexes=self.indexes + tuple(i for i in other.indexes if i not in self.indexes),
+            access=access,
+        )
+
+
+# The core's own tables (seed names and keys, see DESIGN.md "Data model").
+MAIL_SENDER = Table(
+    name="mail_sender",
+    hash_key="id",
+    stream_view_type="NEW_IMAGE",
+    access={SENDER: ("dynamodb:UpdateItem",)},
+)
+
+SENT_LOG = Table(
+    name="sent_log",
+    hash_key="messageId",
+    ttl_attribute="expiresAt",
+    access={SENDER: ("dynamodb:PutItem",), WEBHOOK: ("dynamodb:BatchGetItem",)},
+)
+
+CORE_TABLES = (MAIL_SENDER, SENT_LOG)
+
+
+def combine(tables: Iterable[Table]) -> dict[str, Table]:
+    """Merge table declarations by name (a later one may add indexes/access)."""
+    result: dict[str, Table] = {}
+    for table in tables:
+        if table.name in result:
+            result[table.name] = result[table.name].merged(table)
+        elif table.hash_key is None:
+            raise ValueError(f"table {table.name!r} extended before it was declared")
+        else:
+            result[table.name] = table
+    return result
+
+
+def create_table_request(table: Table, physical_name: str) -> dict:
+    """The boto3 ``create_table`` arguments for ``table`` (local stack, tests)."""
+    def key_schema(hash_key, range_key):
+        schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        return schema
+
+    request = {
+        "TableName": physical_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": key_schema(table.hash_key, table.range_key),
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": table.attribute_type(n)}
+            for n in table.key_attributes
+        ],
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {"IndexName": i.name, "KeySchema": key_schema(i.hash_key, i.range_key),
+             "Projection": {"ProjectionType": "ALL"}}
+            for i in table.indexes
+        ]
+    if table.stream_view_type:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view_type}
+    return request
+
+
+def create_tables(client, tables: Iterable[Table], name_of=lambda t: t.name) -> dict[str, str]:
+    """Create ``tables`` with a boto3 DynamoDB client; returns env var -> table name."""
+    env = {}
+    for table in tables:
+        physical = name_of(table)
+        client.create_table(**create_table_request(table, physical))
+        if table.ttl_attribute:
+            client.update_time_to_live(
+                TableName=physical,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+        env[table.env_var] = physical
+    return env

@@ -1,0 +1,59 @@
+"""Sink ``dynamodb``: the seed's bounce table, one row per failed recipient message.
+
+Stores the records of the events in ``STORED_EVENTS`` under ``fullMessageId``
+(SendGrid's per-recipient message id), so a repeated event rewrites the same
+row. Within a batch the newest event of a message wins.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from handlers import dynamo
+from handlers.env import Var
+from handlers.hookspecs import hookimpl
+from handlers.tables import WEBHOOK, Table
+
+STORED_EVENTS = frozenset({"bounce", "dropped"})
+
+BOUNCE_TTL_DAYS = Var("BOUNCE_TTL_DAYS", "Days a bounce row is kept before TTL removes it; 0 keeps it forever.", "0")
+
+BOUNCE = Table(
+    name="bounce",
+    hash_key="fullMessageId",
+    ttl_attribute="expiresAt",
+    access={WEBHOOK: ("dynamodb:BatchWriteItem",)},
+)
+
+# Seed fields first, then ours.
+COLUMNS = ("fullMessageId", "fromEmail", "fromName", "toEmail", "toName", "subject", "timestamp",
+           "event", "type", "reason", "status", "bounceClassification", "sgEventId", "matched",
+           "messageId", "mailId")
+
+
+def row(record: dict, now: float) -> dict:
+    item = {k: record.get(k) for k in COLUMNS}
+    if not item["toEmail"]:
+        item["toEmail"] = record["email"]
+    days = int(BOUNCE_TTL_DAYS.get())
+    if days > 0:
+        item["expiresAt"] = int(now) + days * 86400
+    return item
+
+
+def write(records: list[dict]) -> None:
+    now = time.time()
+    rows = [row(r, now) for r in sorted(records, key=lambda r: r["timestamp"]) if r["event"] in STORED_EVENTS]
+    if rows:
+        dynamo.batch_put(os.environ[BOUNCE.env_var], rows, (BOUNCE.hash_key,))
+
+
+@hookimpl
+def register_tables(register):
+    register(BOUNCE)
+
+
+@hookimpl
+def register_sinks(register):
+    register("dynamodb", write)
