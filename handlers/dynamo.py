@@ -1,0 +1,120 @@
+"""Batched DynamoDB reads and writes that finish or fail loudly.
+
+BatchGetItem takes at most 100 keys and BatchWriteItem 25 items per call, and
+either may hand back part of the work as ``UnprocessedKeys`` /
+``UnprocessedItems``. These helpers chunk, retry what came back with
+exponential backoff and jitter, and raise ``IncompleteBatch`` when work is
+still left after the last attempt, so a caller never mistakes a partial
+result for a whole one. Items are plain Python values (serialized here).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from decimal import Decimal
+from typing import Iterable
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+GET_CHUNK = 100
+WRITE_CHUNK = 25
+ATTEMPTS = 8
+BASE_DELAY = 0.05
+MAX_DELAY = 2.0
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class IncompleteBatch(RuntimeError):
+    """DynamoDB left part of a batch unprocessed after every retry."""
+
+
+@functools.cache
+def client():
+    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL)."""
+    return boto3.client("dynamodb")
+
+
+def serialize(item: dict) -> dict:
+    return {k: _serializer.serialize(_plain(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: dict) -> dict:
+    return {k: _python(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value):
+    """Python value -> something TypeSerializer takes (floats as Decimal)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _python(value):
+    """DynamoDB value -> plain Python (Decimal -> int or float)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_python(v) for v in value]
+    return value
+
+
+def _chunks(seq: list, size: int):
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt)))
+
+
+def batch_get(table: str, key_name: str, keys: Iterable[str], *, dynamodb=None) -> dict[str, dict]:
+    """Items of ``table`` whose string key ``key_name`` is in ``keys``: key -> item."""
+    dynamodb = dynamodb or client()
+    wanted = list(dict.fromkeys(k for k in keys if k))
+    found: dict[str, dict] = {}
+    for chunk in _chunks(wanted, GET_CHUNK):
+        request = {table: {"Keys": [{key_name: {"S": k}} for k in chunk], "ConsistentRead": True}}
+        for attempt in range(ATTEMPTS):
+            response = dynamodb.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(table, []):
+                item = deserialize(raw)
+                found[item[key_name]] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            _backoff(attempt)
+        else:
+            raise IncompleteBatch(f"BatchGetItem on {table}: keys still unprocessed after {ATTEMPTS} attempts")
+    return found
+
+
+def batch_put(table: str, items: Iterable[dict], key_names: tuple[str, ...], *, dynamodb=None) -> int:
+    """Put ``items`` into ``table``, 25 per call; returns how many were written.
+
+    Items repeating a key within the call are written once (the last one wins),
+    since BatchWriteItem refuses a request that names a key twice.
+    """
+    dynamodb = dynamodb or client()
+    unique = {tuple(item[k] for k in key_names): item for item in items}
+    for chunk in _chunks(list(unique.values()), WRITE_CHUNK):
+        request = {table: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
+        for attempt in range(ATTEMPTS):
+            response = dynamodb.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                break
+            _backoff(attempt)
+        else:
+            raise IncompleteBatch(f"BatchWriteItem on {table}: items still unprocessed after {ATTEMPTS} attempts")
+    return len(unique)

@@ -1,0 +1,185 @@
+"""The core step of the webhook: SendGrid events in, reconciled records out.
+
+It checks each event, keeps the ones of an enabled type, looks their messages
+up in the sent log (in batches) and builds one record per event. It names no
+event type and no sink: what a type adds comes from its plugin.
+
+A record is a dict with these keys (sinks may store any of them):
+
+``eventId``        ``sg_event_id``, or ``sha256:<hex>`` of the event when absent
+``sgEventId``      ``sg_event_id`` as sent (may be None)
+``fullMessageId``  ``sg_message_id`` (per recipient), or ``unknown:<eventId>``
+``messageId``      the X-Message-Id (``sg_message_id`` up to the first ``.``)
+``event``          the SendGrid event type
+``email``          the recipient address the event is about
+``timestamp``      the event's Unix time (int)
+``matched``        whether the sent log knew the message
+``fromEmail`` ``fromName`` ``toEmail`` ``toName`` ``subject`` ``mailId``
+                   from the sent log (None when not matched)
+``sgEvent``        the whole event as received (nothing is lost)
+plus the fields the event type's plugin adds (``type``, ``reason``, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from handlers.manager import EventType
+
+RECIPIENT_FIELDS = ("to", "cc", "bcc")
+
+
+@dataclass
+class Outcome:
+    """What became of each event of a batch."""
+
+    records: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    ignored: Counter = field(default_factory=Counter)
+
+    @property
+    def orphans(self) -> int:
+        return sum(1 for r in self.records if not r["matched"])
+
+
+def message_id(sg_message_id) -> str | None:
+    """The X-Message-Id part of an ``sg_message_id`` (before the first dot)."""
+    if not isinstance(sg_message_id, str) or not sg_message_id:
+        return None
+    return sg_message_id.split(".", 1)[0] or None
+
+
+def event_id(event: Mapping) -> str:
+    """``sg_event_id``, or a stable hash of the event when SendGrid sent none."""
+    sg_event_id = event.get("sg_event_id")
+    if isinstance(sg_event_id, str) and sg_event_id:
+        return sg_event_id
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def problem(event) -> str | None:
+    """Why ``event`` cannot be processed, or None when it can."""
+    if not isinstance(event, dict):
+        return f"event is a JSON {type(event).__name__}, not an object"
+    if not isinstance(event.get("event"), str) or not event["event"]:
+        return "event has no 'event' type"
+    if not isinstance(event.get("email"), str) or not event["email"]:
+        return "event has no 'email'"
+    if _timestamp(event.get("timestamp")) is None:
+        return f"event has no numeric 'timestamp' (got {event.get('timestamp')!r})"
+    return None
+
+
+def _timestamp(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _json_value(value):
+    """A sent-log attribute stored as a JSON string (the seed) or natively."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _address(value) -> dict:
+    value = _json_value(value)
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return {"email": value}
+    return {}
+
+
+def sent_log_fields(sent: Mapping | None, email: str) -> dict:
+    """The seed's fields for ``email`` from its sent-log item (all None when absent)."""
+    if not sent:
+        return {"fromEmail": None, "fromName": None, "toEmail": None, "toName": None,
+                "subject": None, "mailId": None}
+    sender = _address(sent.get("from"))
+    recipient = {}
+    for name in RECIPIENT_FIELDS:
+        for entry in _json_value(sent.get(name)) or []:
+            entry = _address(entry)
+            if str(entry.get("email", "")).lower() == email.lower():
+                recipient = entry
+                break
+        if recipient:
+            break
+    return {
+        "fromEmail": sender.get("email"),
+        "fromName": sender.get("name"),
+        "toEmail": recipient.get("email", email),
+        "toName": recipient.get("name"),
+        "subject": sent.get("subject"),
+        "mailId": sent.get("mailId"),
+    }
+
+
+def reconcile(events: list, event_types: Mapping[str, EventType],
+              lookup: Callable[[list[str]], Mapping[str, dict]]) -> Outcome:
+    """Turn a batch of SendGrid events into records.
+
+    ``lookup(message_ids)`` returns the sent-log items found, by message id;
+    it is called once for the whole batch. Events that cannot be processed
+    become rejects (with their raw JSON); events of a type no plugin enabled
+    are counted in ``ignored``.
+    """
+    outcome = Outcome()
+    accepted = []
+    for event in events:
+        reason = problem(event)
+        if reason:
+            outcome.rejects.append(reject(event, reason))
+        elif event["event"] not in event_types:
+            outcome.ignored[event["event"]] += 1
+        else:
+            accepted.append(event)
+
+    sent_log = lookup([m for m in (message_id(e.get("sg_message_id")) for e in accepted) if m])
+
+    for event in accepted:
+        try:
+            outcome.records.append(build_record(event, event_types[event["event"]], sent_log))
+        except Exception as exc:  # a plugin's fields() failed on this event
+            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}: {exc}"))
+    return outcome
+
+
+def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict]) -> dict:
+    eid = event_id(event)
+    mid = message_id(event.get("sg_message_id"))
+    sent = sent_log.get(mid) if mid else None
+    record = {
+        "eventId": eid,
+        "sgEventId": event.get("sg_event_id"),
+        "fullMessageId": event.get("sg_message_id") or f"unknown:{eid}",
+        "messageId": mid,
+        "event": event["event"],
+        "email": event["email"],
+        "timestamp": _timestamp(event["timestamp"]),
+        "matched": sent is not None,
+        **sent_log_fields(sent, event["email"]),
+        "sgEvent": event,
+    }
+    record.update(event_type.fields(event))
+    return record
+
+
+def reject(event, reason: str) -> dict:
+    """A record of an event that could not be processed, keeping its raw JSON."""
+    raw = json.dumps(event, ensure_ascii=False, default=str)
+    return {"eventId": "sha256:" + hashlib.sha256(raw.encode()).hexdigest(), "reason": reason, "raw": raw}
