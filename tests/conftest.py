@@ -1,0 +1,44 @@
+import boto3
+import pytest
+from moto import mock_aws
+
+from devstack.sendgrid import API_KEY, SendGridStandIn
+from handlers import dynamo, manager, sender, tables
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """In-process moto; every client the handlers build is a fresh one inside it."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        dynamo.client.cache_clear()
+        yield
+    dynamo.client.cache_clear()
+
+
+@pytest.fixture
+def stack(aws, monkeypatch):
+    """``stack(names)``: a fresh plugin manager for ``names`` and its tables in moto."""
+    def make(names=None):
+        plugins = manager.build(names)
+        env = tables.create_tables(boto3.client("dynamodb"), plugins.tables.values())
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return plugins
+    return make
+
+
+@pytest.fixture
+def sendgrid(monkeypatch):
+    """The SendGrid stand-in on 127.0.0.1, with the sender pointed at it."""
+    with SendGridStandIn() as standin:
+        monkeypatch.setenv("SENDGRID_API_HOST", standin.url)
+        monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
+        sender.sendgrid_client.cache_clear()
+        yield standin
+    sender.sendgrid_client.cache_clear()
+

@@ -1,0 +1,58 @@
+"""The plugin-manager factory: the allow-list and what plugins register."""
+
+import pytest
+
+from handlers import manager
+
+
+def test_unset_means_the_defaults(monkeypatch):
+    monkeypatch.delenv("ENABLED_PLUGINS", raising=False)
+    manager.enabled_plugins.cache_clear()
+    try:
+        plugins = manager.enabled_plugins()
+    finally:
+        manager.enabled_plugins.cache_clear()
+    assert plugins.names == ("bounce", "dropped", "dynamodb")
+    assert set(plugins.event_types) == {"bounce", "dropped"}
+    assert [s.name for s in plugins.sinks] == ["dynamodb"]
+    assert set(plugins.tables) == {"mail_sender", "sent_log", "bounce"}
+
+
+def test_explicit_list_registers_only_those():
+    plugins = manager.build(" bounce , dynamodb,bounce")
+    assert plugins.names == ("bounce", "dynamodb")
+    assert set(plugins.event_types) == {"bounce"}
+    assert sorted(name for name, _ in plugins.pm.list_name_plugin()) == ["bounce", "dynamodb"]
+
+
+def test_empty_list_enables_nothing():
+    plugins = manager.build("")
+    assert plugins.names == ()
+    assert plugins.event_types == {} and plugins.sinks == []
+    assert set(plugins.tables) == {"mail_sender", "sent_log"}
+
+
+def test_unknown_name_fails_loudly_naming_the_known_ones():
+    with pytest.raises(manager.PluginError) as info:
+        manager.build("bounce,bounced")
+    message = str(info.value)
+    assert "bounced" in message
+    for known in ("bounce", "dropped", "dynamodb"):
+        assert known in message
+
+
+def test_enabled_plugins_is_built_once_per_process(monkeypatch):
+    monkeypatch.setenv("ENABLED_PLUGINS", "bounce")
+    manager.enabled_plugins.cache_clear()
+    try:
+        first = manager.enabled_plugins()
+        monkeypatch.setenv("ENABLED_PLUGINS", "dropped")
+        assert manager.enabled_plugins() is first
+    finally:
+        manager.enabled_plugins.cache_clear()
+
+
+def test_two_plugins_registering_one_event_type_is_an_error(monkeypatch):
+    monkeypatch.setitem(manager.BUILTIN_PLUGINS, "copycat", "tests.copycat_plugin")
+    with pytest.raises(manager.PluginError, match="both 'bounce' and 'copycat'"):
+        manager.build("bounce,copycat")
