@@ -1,0 +1,1 @@
+"""Pulumi components. Imports pulumi; never shipped to Lambda."""
