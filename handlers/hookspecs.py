@@ -100,3 +100,15 @@ def infrastructure(stack):
     tables, and lets the plugin add environment variables and IAM statements
     to a function (``stack.add_env``, ``stack.allow``).
     """
+
+
+@hookspec
+def local_infrastructure(local):
+    """Create, in the local stack (moto on 127.0.0.1), what ``infrastructure`` makes in AWS.
+
+    Called only by ``devstack`` (never in Lambda), after the declared tables
+    exist. ``local`` gives ``local.client(service)`` (a boto3 client bound to
+    the local endpoint), ``local.name(suffix)`` (a resource name for this
+    local stack) and ``local.add_env(function, name, value)``. Tables need no
+    code here: they come from ``register_tables``.
+    """
