@@ -23,6 +23,15 @@ BUILTIN_PLUGINS = {
     "bounce": "plugins.bounce",
     "dropped": "plugins.dropped",
     "dynamodb": "plugins.dynamodb",
+    "processed": "plugins.processed",
+    "deferred": "plugins.deferred",
+    "delivered": "plugins.delivered",
+    "open": "plugins.open",
+    "click": "plugins.click",
+    "spamreport": "plugins.spamreport",
+    "unsubscribe": "plugins.unsubscribe",
+    "group_unsubscribe": "plugins.group_unsubscribe",
+    "group_resubscribe": "plugins.group_resubscribe",
 }
 DEFAULT_PLUGINS = ("bounce", "dropped", "dynamodb")
 ENTRY_POINT_GROUP = hookspecs.PROJECT
