@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = {
     "unsubscribe": "plugins.unsubscribe",
     "group_unsubscribe": "plugins.group_unsubscribe",
     "group_resubscribe": "plugins.group_resubscribe",
+    "history": "plugins.history",
 }
 DEFAULT_PLUGINS = ("bounce", "dropped", "dynamodb")
 ENTRY_POINT_GROUP = hookspecs.PROJECT
