@@ -76,12 +76,20 @@ def problems(payload) -> list[dict]:
                                     "and must have at least one email object with a valid email address.",
                                     f"personalizations.{i}.to"))
                 continue
+            seen = set()
             for kind in ("to", "cc", "bcc"):
                 for j, a in enumerate(p.get(kind) or []):
                     total += 1
                     if not isinstance(a, dict) or "@" not in str(a.get("email", "")):
                         errors.append(error("Does not contain a valid address.",
                                             f"personalizations.{i}.{kind}.{j}.email"))
+                    elif a["email"].lower() in seen:
+                        errors.append(error("Each email address in the personalization block should be unique "
+                                            "between to, cc, and bcc. We found the first duplicate instance of "
+                                            f"[{a['email']}] in the personalizations.{i}.{kind} field.",
+                                            f"personalizations.{i}.{kind}"))
+                    else:
+                        seen.add(a["email"].lower())
         if total > MAX_RECIPIENTS:
             errors.append(error("The total number of recipients must be no more than 1000.", "personalizations"))
     sender = payload.get("from")
@@ -142,6 +150,8 @@ class SendGridStandIn:
         self.on_accept = on_accept
         self.accepted: list[Accepted] = []
         self.requests = 0
+        self.arrivals: list[float] = []  # time.monotonic() of every Mail Send request
+        self.latency = 0.0  # seconds every answer takes (scripted delays come on top)
         self.script: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -193,7 +203,9 @@ class SendGridStandIn:
         raw = http.rfile.read(length)
         with self._lock:
             self.requests += 1
+            self.arrivals.append(time.monotonic())
             scripted = self.script.popleft() if self.script else None
+        time.sleep(self.latency)
         if scripted:
             time.sleep(scripted.delay)
             if scripted.status != 202:
