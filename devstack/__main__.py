@@ -1,4 +1,75 @@
-import sys
+"""``python -m devstack up | demo | env``: the whole pipeline on one machine.
 
-print("devstack: not yet. The local stack lands with issue 3; `make test` runs the handler tests.")
-sys.exit(1)
+up    start everything on 127.0.0.1, write the state file, run until Ctrl-C / SIGTERM
+demo  start it, run the article's two scenarios, print the tables; exit 0 only when right
+env   print ``export`` lines (AWS_ENDPOINT_URL, region, credentials) for a running ``up``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from devstack.stack import DEFAULT_STATE, Options, Stack, read_state
+
+
+def up(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    options = Options(plugins=args.plugins, state_path=Path(args.state), webhook_delay=args.webhook_delay)
+    with Stack(options) as stack:
+        state = stack.state
+        print(f"devstack up (plugins: {', '.join(state['plugins'])})\n"
+              f"  AWS endpoint   {state['aws_endpoint_url']}  (region {state['region']})\n"
+              f"  webhook URL    {state['webhook_url']}\n"
+              f"  SendGrid API   {state['sendgrid_api_host']}\n"
+              + "".join(f"  table {k:<9}{v}\n" for k, v in state["tables"].items())
+              + f"  state file     {args.state}\n"
+              f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"). "
+              "Ctrl-C stops.", flush=True)
+        stop.wait()
+        print("devstack: stopping", flush=True)
+    return 0
+
+
+def demo(args) -> int:
+    from devstack.demo import run
+
+    return 0 if run(Options(state_path=None, webhook_delay=args.webhook_delay)) else 1
+
+
+def env(args) -> int:
+    for name, value in read_state(Path(args.state))["aws_env"].items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("up", help="run the local stack until Ctrl-C / SIGTERM")
+    p.add_argument("--plugins", help="comma-separated plugin names (default: bounce,dropped,dynamodb)")
+    p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
+    p.add_argument("--webhook-delay", type=float, default=1.0,
+                   help="seconds before SendGrid posts a mail's events (default: %(default)s)")
+    p.set_defaults(run=up)
+    p = commands.add_parser("demo", help="the article's test run, results printed")
+    p.add_argument("--webhook-delay", type=float, default=0.3, help="(default: %(default)s)")
+    p.set_defaults(run=demo)
+    p = commands.add_parser("env", help="export lines for boto3 / the aws cli against a running `up`")
+    p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
+    p.set_defaults(run=env)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
