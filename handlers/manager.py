@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = {
     "group_unsubscribe": "plugins.group_unsubscribe",
     "group_resubscribe": "plugins.group_resubscribe",
     "history": "plugins.history",
+    "sns": "plugins.sns",
 }
 DEFAULT_PLUGINS = ("bounce", "dropped", "dynamodb")
 ENTRY_POINT_GROUP = hookspecs.PROJECT

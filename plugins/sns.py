@@ -1,0 +1,143 @@
+"""Sink ``sns``: one SNS notification per accepted event of the configured types.
+
+``SNS_EVENTS`` (default ``bounce,dropped``) names the event types notified
+about. Each notification has a readable subject (``SendGrid bounce:
+nobody@example.com - Invalid Address``), the record as a JSON body and message
+attributes for subscription filter policies: ``event``, ``type`` and
+``bounceClassification`` (when the event has them). Published with
+PublishBatch, ten per call, failed entries retried.
+
+A notification cannot be taken back, so the sink registers with
+``idempotent=False``: the core hands it each event once (webhook dedup).
+The topic (encrypted with the stack's KMS key, or ``alias/aws/sns``) and its
+e-mail subscriptions (config ``snsEmails``) come from ``infrastructure``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import random
+import time
+from datetime import datetime, timezone
+
+import boto3
+
+from handlers.env import Var
+from handlers.hookspecs import hookimpl
+
+log = logging.getLogger(__name__)
+
+SNS_TOPIC_ARN = Var("SNS_TOPIC_ARN", "The topic the sns plugin publishes to.")
+SNS_EVENTS = Var("SNS_EVENTS", "Comma-separated event types the sns plugin notifies about.", "bounce,dropped")
+
+BATCH = 10  # PublishBatch takes at most ten entries
+ATTEMPTS = 5
+SUBJECT_MAX = 99  # SNS: ASCII, no line breaks, under 100 characters
+ATTRIBUTES = ("event", "type", "bounceClassification")
+
+
+class NotPublished(RuntimeError):
+    """SNS refused or kept failing some notifications."""
+
+
+@functools.cache
+def client():
+    return boto3.client("sns")
+
+
+def notified_events() -> frozenset[str]:
+    return frozenset(e.strip() for e in SNS_EVENTS.get().split(",") if e.strip())
+
+
+def subject(record: dict) -> str:
+    kind = record["event"]
+    if record.get("type") and record["type"] not in (kind, "dropped"):
+        kind = f"{kind} ({record['type']})"
+    text = f"SendGrid {kind}: {record['email']}"
+    detail = record.get("bounceClassification") or record.get("reason")
+    if detail:
+        text += f" - {detail}"
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text if len(text) <= SUBJECT_MAX else text[:SUBJECT_MAX - 3] + "..."
+
+
+def body(record: dict) -> str:
+    at = datetime.fromtimestamp(record["timestamp"], timezone.utc).isoformat()
+    return json.dumps({"time": at, **record}, ensure_ascii=False, indent=2, default=str)
+
+
+def entry(entry_id: str, record: dict) -> dict:
+    return {
+        "Id": entry_id,
+        "Subject": subject(record),
+        "Message": body(record),
+        "MessageAttributes": {
+            name: {"DataType": "String", "StringValue": str(record[name])}
+            for name in ATTRIBUTES if record.get(name) not in (None, "")
+        },
+    }
+
+
+def publish(topic_arn: str, entries: list[dict]) -> None:
+    """PublishBatch ``entries`` (at most ten); retry the ones SNS failed on its side."""
+    for attempt in range(ATTEMPTS):
+        response = client().publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+        failed = response.get("Failed") or []
+        refused = [f for f in failed if f.get("SenderFault")]
+        if refused:
+            raise NotPublished(f"SNS refused notifications: {refused}")
+        if not failed:
+            return
+        retry = {f["Id"] for f in failed}
+        entries = [e for e in entries if e["Id"] in retry]
+        time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+    raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts")
+
+
+def write(records: list[dict]) -> None:
+    wanted = notified_events()
+    entries = [entry(str(i), r) for i, r in enumerate(records) if r["event"] in wanted]
+    if not entries:
+        return
+    topic_arn = os.environ[SNS_TOPIC_ARN.name]
+    for start in range(0, len(entries), BATCH):
+        publish(topic_arn, entries[start:start + BATCH])
+    log.info(json.dumps({"message": "sns notifications", "published": len(entries)}))
+
+
+@hookimpl
+def register_sinks(register):
+    register("sns", write, idempotent=False)
+
+
+@hookimpl
+def infrastructure(stack):
+    import pulumi_aws as aws
+
+    topic = aws.sns.Topic(
+        "sns-notify",
+        name=f"{stack.prefix}-notify",
+        kms_master_key_id=stack.kms_key_arn or "alias/aws/sns",
+        opts=stack.child_opts(),
+    )
+    for i, address in enumerate(stack.config.get_object("snsEmails") or []):
+        aws.sns.TopicSubscription(
+            f"sns-notify-email-{i}", topic=topic.arn, protocol="email", endpoint=address,
+            opts=stack.child_opts(),
+        )
+    events = stack.config.get_object("snsEvents") or SNS_EVENTS.default.split(",")
+    stack.add_env("webhook", SNS_TOPIC_ARN.name, topic.arn)
+    stack.add_env("webhook", SNS_EVENTS.name, ",".join(events))
+    stack.allow("webhook", ["sns:Publish"], [topic.arn])
+    if stack.kms_key_arn:
+        stack.allow("webhook", ["kms:GenerateDataKey*", "kms:Decrypt"], [stack.kms_key_arn])
+    stack.export("snsTopicArn", topic.arn)
+
+
+@hookimpl
+def local_infrastructure(local):
+    topic_arn = local.client("sns").create_topic(Name=local.name("notify"))["TopicArn"]
+    local.add_env("webhook", SNS_TOPIC_ARN.name, topic_arn)

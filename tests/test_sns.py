@@ -1,0 +1,181 @@
+"""The ``sns`` sink: one notification per accepted event of the configured types."""
+
+import json
+import types
+
+import boto3
+import pytest
+
+from handlers import webhook
+from plugins import sns
+from tests.plugin_infra import KMS_KEY_ARN, run_infrastructure
+from tests.support import proxy_event, sample
+
+
+@pytest.fixture
+def notifications(aws, monkeypatch):
+    """A moto topic (SNS_TOPIC_ARN) with an SQS subscription; returns a reader of what was published."""
+    sns.client.cache_clear()
+    topic_arn = boto3.client("sns").create_topic(Name="notify")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="notify-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("SNS_TOPIC_ARN", topic_arn)
+
+    def read() -> list[dict]:
+        messages = []
+        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+            for m in batch:
+                messages.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return messages
+
+    yield read
+    sns.client.cache_clear()
+
+
+def post(plugins, events):
+    return webhook.receive(json.dumps(events).encode(), plugins)
+
+
+def bounce(i=0, **extra):
+    return {**sample("bounce.json"), "sg_event_id": f"bounce-{i}", "email": f"nobody{i}@bounce.test", **extra}
+
+
+def test_one_readable_notification_per_bounce_and_dropped_by_default(stack, notifications):
+    plugins = stack("bounce,dropped,delivered,sns")
+    post(plugins, [sample("delivered.json"), sample("bounce.json"), sample("dropped.json")])
+
+    bounced, dropped = notifications()
+    assert bounced["Subject"] == "SendGrid bounce: nobody@bounce.test - Invalid Address"
+    assert dropped["Subject"] == f"SendGrid dropped: {sample('dropped.json')['email']} - Bounced Address"
+    body = json.loads(bounced["Message"])
+    assert (body["event"], body["status"], body["reason"]) == ("bounce", "5.0.0", "500 unknown recipient")
+    assert body["time"] == "2025-11-29T07:06:40+00:00" and body["sgEvent"] == sample("bounce.json")
+    assert bounced["MessageAttributes"] == {
+        "event": {"Type": "String", "Value": "bounce"}, "type": {"Type": "String", "Value": "bounce"},
+        "bounceClassification": {"Type": "String", "Value": "Invalid Address"}}
+    assert dropped["MessageAttributes"]["event"]["Value"] == "dropped"
+
+
+def test_sns_events_chooses_the_types(stack, notifications, monkeypatch):
+    monkeypatch.setenv("SNS_EVENTS", "delivered, bounce")
+    plugins = stack("bounce,dropped,delivered,sns")
+    post(plugins, [sample("delivered.json"), bounce(type="blocked", bounce_classification=None,
+                                                     reason="421 try later"), sample("dropped.json")])
+    assert [m["Subject"] for m in notifications()] == [
+        "SendGrid delivered: example@test.com",
+        "SendGrid bounce (blocked): nobody0@bounce.test - 421 try later"]
+
+
+def test_a_large_batch_is_published_ten_per_call(stack, notifications, monkeypatch):
+    plugins = stack("bounce,sns")
+    calls = []
+    real = sns.client().publish_batch
+    monkeypatch.setattr(sns.client(), "publish_batch",
+                        lambda **kw: calls.append(len(kw["PublishBatchRequestEntries"])) or real(**kw))
+    post(plugins, [bounce(i) for i in range(23)])
+    assert calls == [10, 10, 3]
+    assert sorted(json.loads(m["Message"])["email"] for m in notifications()) == sorted(
+        f"nobody{i}@bounce.test" for i in range(23))
+
+
+def test_subject_is_ascii_one_line_and_under_100_characters():
+    record = {"event": "bounce", "type": "bounce", "email": "usér@例え.jp",
+              "reason": "550 " + "x" * 200 + "\r\nsecond line"}
+    text = sns.subject(record)
+    assert text.startswith("SendGrid bounce: us?r@??.jp - 550 xxx") and text.endswith("...")
+    assert len(text) < 100 and text.isascii() and "\n" not in text and "\r" not in text
+
+
+class FlakySNS:
+    """Fails the given entry ids once (SNS-side or sender fault), then accepts."""
+
+    def __init__(self, fail_ids, sender_fault=False):
+        self.fail_ids, self.sender_fault, self.calls = set(fail_ids), sender_fault, []
+
+    def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+        ids = [e["Id"] for e in PublishBatchRequestEntries]
+        self.calls.append(ids)
+        failed = [{"Id": i, "Code": "InternalError", "SenderFault": self.sender_fault}
+                  for i in ids if i in self.fail_ids]
+        self.fail_ids -= set(ids)
+        return {"Successful": [{"Id": i} for i in ids if i not in {f["Id"] for f in failed}], "Failed": failed}
+
+
+def test_entries_sns_failed_on_its_side_are_retried_alone(monkeypatch):
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
+    flaky = FlakySNS({"1"})
+    monkeypatch.setattr(sns, "client", lambda: flaky)
+    records = [{"event": "bounce", "email": f"a{i}@x.test", "timestamp": 1764400000} for i in range(3)]
+    sns.write(records)
+    assert flaky.calls == [["0", "1", "2"], ["1"]]
+
+
+def test_an_entry_sns_refuses_raises(monkeypatch):
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
+    monkeypatch.setattr(sns, "client", lambda: FlakySNS({"0"}, sender_fault=True))
+    with pytest.raises(sns.NotPublished, match="refused"):
+        sns.write([{"event": "bounce", "email": "a@x.test", "timestamp": 1764400000}])
+
+
+def test_registered_as_not_idempotent():
+    from handlers import manager
+    [sink] = manager.build("sns").sinks
+    assert (sink.name, sink.idempotent) == ("sns", False)
+
+
+@pytest.mark.xfail(reason="needs the webhook's dedup (webhook hardening), not landed yet", strict=False)
+def test_the_same_batch_posted_twice_notifies_once(stack, notifications, monkeypatch):
+    """SendGrid re-posts batches; the webhook's dedup must keep the sns sink from seeing a record twice."""
+    plugins = stack("bounce,dropped,dynamodb,sns")
+    monkeypatch.setattr(webhook, "enabled_plugins", lambda: plugins)
+    body = json.dumps([sample("bounce.json"), sample("dropped.json")])
+    for _ in range(2):
+        assert webhook.lambda_handler(proxy_event(body), None)["statusCode"] == 200
+    assert len(notifications()) == 2
+
+
+def test_infrastructure_makes_an_encrypted_topic_its_subscriptions_env_and_iam():
+    made = run_infrastructure("sns", {"snsEmails": ["ops@example.com", "dev@example.com"],
+                                      "snsEvents": ["bounce"]})
+    [topic] = made.of_type("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"] == KMS_KEY_ARN
+    assert topic.inputs["name"] == "sendgrid-events-test-notify"
+    subs = made.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert sorted((s.inputs["protocol"], s.inputs["endpoint"]) for s in subs) == [
+        ("email", "dev@example.com"), ("email", "ops@example.com")]
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:sns-notify"
+    assert all(s.inputs["topic"] == topic_arn for s in subs)
+    assert made.env["webhook"] == {"SNS_TOPIC_ARN": topic_arn, "SNS_EVENTS": "bounce"}
+    assert made.statements["webhook"] == [
+        {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [topic_arn]},
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": [KMS_KEY_ARN]}]
+    assert made.env["sender"] == {} and made.statements["sender"] == []
+    assert made.outputs == {"snsTopicArn": topic_arn}
+
+
+def test_infrastructure_without_a_cmk_uses_the_aws_managed_key_and_defaults():
+    made = run_infrastructure("sns", kms_key_arn=None)
+    [topic] = made.of_type("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+    assert made.of_type("aws:sns/topicSubscription:TopicSubscription") == []
+    assert made.env["webhook"]["SNS_EVENTS"] == "bounce,dropped"
+    assert [s["Action"] for s in made.statements["webhook"]] == [["sns:Publish"]]
+
+
+def test_not_enabled_means_no_topic():
+    made = run_infrastructure("bounce,dropped,dynamodb", {"snsEmails": ["ops@example.com"]})
+    assert made.resources == [] and made.env["webhook"] == {} and made.outputs == {}
+
+
+def test_local_infrastructure_makes_a_moto_topic_and_sets_the_env(aws):
+    env = {}
+    local = types.SimpleNamespace(client=boto3.client, name=lambda suffix: f"local-{suffix}",
+                                  add_env=lambda function, name, value: env.setdefault(function, {}).update({name: value}))
+    from handlers import manager
+    manager.build("sns").hook.local_infrastructure(local=local)
+    [topic] = boto3.client("sns").list_topics()["Topics"]
+    assert topic["TopicArn"].endswith(":local-notify")
+    assert env == {"webhook": {"SNS_TOPIC_ARN": topic["TopicArn"]}}
