@@ -1,14 +1,31 @@
 """A mail sender item, checked, and the SendGrid v3 Mail Send payload it makes.
 
-Item format (the seed's): ``id``, ``from`` ``{"email", "name"}``, ``to``
-``[{"email", "name"}]`` (JSON strings as the seed wrote them, or a native
-map / list), ``subject``, ``content`` (plain text).
+Item format. The seed's attributes: ``id``, ``from`` ``{"email", "name"}``,
+``to`` ``[{"email", "name"}, ...]``, ``subject``, ``content`` (plain text).
+Optional: ``html``, ``cc`` / ``bcc`` (lists like ``to``), ``replyTo`` (like
+``from``), ``templateId`` (a SendGrid template; ``subject`` and content may
+then be omitted), ``templateData`` (an object: the dynamic template data),
+``categories`` (list of strings), ``customArgs`` (object of strings; echoed
+back in every webhook event). Structured values may be JSON strings, as the
+seed wrote them, or native DynamoDB maps / lists. Other attributes are ignored.
+
+Everything SendGrid would refuse for the item's own sake is refused here, with
+an ``InvalidMail`` message that names the attribute, so the item is marked
+``rejected`` without a round trip and the user can see which field is wrong.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+
+# SendGrid's limits (Mail Send API reference).
+MAX_RECIPIENTS = 1000          # to + cc + bcc of one personalization
+MAX_CATEGORIES = 10
+MAX_CATEGORY_LENGTH = 255
+MAX_CUSTOM_ARGS_BYTES = 10_000
+# custom_args the sender adds itself, for correlating webhook events.
+CORRELATION_ARGS = ("mailId", "stack")
 
 
 class InvalidMail(ValueError):
@@ -29,32 +46,74 @@ class Mail:
     id: str
     sender: Address
     to: list[Address]
-    subject: str
-    content: str
+    subject: str | None = None
+    content: str | None = None
+    html: str | None = None
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    reply_to: Address | None = None
+    template_id: str | None = None
+    template_data: dict | None = None
+    categories: list[str] = field(default_factory=list)
+    custom_args: dict[str, str] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     vetoed: str | None = None
 
+    def kept(self, addresses: list[Address]) -> list[Address]:
+        """``addresses`` without the ones a ``before_send`` hook dropped."""
+        return [a for a in addresses if a.email.lower() not in self.dropped]
+
     @property
     def recipients(self) -> list[Address]:
-        return [a for a in self.to if a.email.lower() not in self.dropped]
+        """Every recipient still to be sent to: to, cc and bcc."""
+        return self.kept(self.to + self.cc + self.bcc)
 
     def drop(self, address: str, reason: str) -> None:
-        """Remove a recipient (``before_send`` hooks); ``reason`` goes on the item."""
+        """Remove a recipient from to, cc and bcc (``before_send`` hooks); ``reason`` goes on the item."""
         self.dropped[address.lower()] = reason
 
     def veto(self, reason: str) -> None:
         """Stop the whole mail (``before_send`` hooks); ``reason`` goes on the item."""
         self.vetoed = reason
 
-    def payload(self, custom_args: dict[str, str]) -> dict:
-        """The SendGrid v3 Mail Send request body."""
-        return {
-            "personalizations": [{"to": [a.to_json() for a in self.recipients]}],
-            "from": self.sender.to_json(),
-            "subject": self.subject,
-            "content": [{"type": "text/plain", "value": self.content}],
-            "custom_args": custom_args,
-        }
+    def refusal(self) -> str | None:
+        """Why this mail must not be sent after the hooks ran, or None."""
+        if self.vetoed:
+            return f"vetoed: {self.vetoed}"
+        if not self.recipients:
+            return "every recipient was dropped"
+        if not self.kept(self.to):
+            return "no 'to' recipient left after drops"
+        return None
+
+    def payload(self, stack: str | None = None) -> dict:
+        """The SendGrid v3 Mail Send request body.
+
+        ``custom_args`` carry the item id as ``mailId`` (and the stack name as
+        ``stack``), so a webhook event can be traced to its item even without
+        ``sg_message_id``.
+        """
+        personalization = {"to": [a.to_json() for a in self.kept(self.to)]}
+        for kind, addresses in (("cc", self.kept(self.cc)), ("bcc", self.kept(self.bcc))):
+            if addresses:
+                personalization[kind] = [a.to_json() for a in addresses]
+        if self.template_data is not None:
+            personalization["dynamic_template_data"] = self.template_data
+        body = {"personalizations": [personalization], "from": self.sender.to_json()}
+        if self.reply_to:
+            body["reply_to"] = self.reply_to.to_json()
+        if self.subject:
+            body["subject"] = self.subject
+        # SendGrid wants text/plain before text/html.
+        content = [{"type": t, "value": v} for t, v in (("text/plain", self.content), ("text/html", self.html)) if v]
+        if content:
+            body["content"] = content
+        if self.template_id:
+            body["template_id"] = self.template_id
+        if self.categories:
+            body["categories"] = self.categories
+        body["custom_args"] = {**self.custom_args, "mailId": self.id, **({"stack": stack} if stack else {})}
+        return body
 
 
 def _decoded(item: dict, name: str):
@@ -71,7 +130,8 @@ def _address(value, where: str) -> Address:
     if not isinstance(value, dict):
         raise InvalidMail(f"'{where}' must be an object with 'email' (and optionally 'name')")
     email = value.get("email")
-    if not isinstance(email, str) or "@" not in email:
+    local, _, domain = email.rpartition("@") if isinstance(email, str) else ("", "", "")
+    if not local or not domain or any(c.isspace() for c in email):
         raise InvalidMail(f"'{where}.email' is not an e-mail address")
     name = value.get("name")
     if name is not None and not isinstance(name, str):
@@ -79,10 +139,64 @@ def _address(value, where: str) -> Address:
     return Address(email, name or None)
 
 
-def _text(item: dict, name: str) -> str:
+def _addresses(item: dict, name: str, required: bool) -> list[Address]:
+    value = _decoded(item, name)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list) or (required and not value):
+        raise InvalidMail(f"'{name}' must be a {'non-empty ' if required else ''}list of {{'email', 'name'}}")
+    return [_address(a, f"{name}[{i}]") for i, a in enumerate(value)]
+
+
+def _text(item: dict, name: str, required: bool) -> str | None:
     value = item.get(name)
+    if value is None and not required:
+        return None
     if not isinstance(value, str) or not value:
         raise InvalidMail(f"'{name}' is missing or not a non-empty string")
+    return value
+
+
+def _check_unique(lists: dict[str, list[Address]]) -> None:
+    """SendGrid refuses an address that appears twice across to, cc and bcc."""
+    seen: set[str] = set()
+    for name, addresses in lists.items():
+        for i, address in enumerate(addresses):
+            if address.email.lower() in seen:
+                raise InvalidMail(f"'{name}[{i}].email' repeats {address.email}: "
+                                  "an address may appear once across to, cc and bcc")
+            seen.add(address.email.lower())
+    total = sum(len(a) for a in lists.values())
+    if total > MAX_RECIPIENTS:
+        raise InvalidMail(f"'to', 'cc' and 'bcc' have {total} recipients; SendGrid takes at most {MAX_RECIPIENTS}")
+
+
+def _categories(item: dict) -> list[str]:
+    value = _decoded(item, "categories")
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_CATEGORIES:
+        raise InvalidMail(f"'categories' must be a list of at most {MAX_CATEGORIES} strings")
+    for i, category in enumerate(value):
+        if not isinstance(category, str) or not category or len(category) > MAX_CATEGORY_LENGTH:
+            raise InvalidMail(f"'categories[{i}]' must be a non-empty string of at most "
+                              f"{MAX_CATEGORY_LENGTH} characters")
+    return value
+
+
+def _custom_args(item: dict) -> dict[str, str]:
+    value = _decoded(item, "customArgs")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidMail("'customArgs' must be an object of strings")
+    for key, arg in value.items():
+        if key in CORRELATION_ARGS:
+            raise InvalidMail(f"'customArgs.{key}' is reserved: the sender sets it")
+        if not isinstance(arg, str):
+            raise InvalidMail(f"'customArgs.{key}' must be a string")
+    if len(json.dumps(value).encode()) > MAX_CUSTOM_ARGS_BYTES:
+        raise InvalidMail(f"'customArgs' is larger than SendGrid's {MAX_CUSTOM_ARGS_BYTES} bytes")
     return value
 
 
@@ -91,13 +205,31 @@ def parse(item: dict) -> Mail:
     if "from" not in item:
         raise InvalidMail("'from' is missing")
     sender = _address(_decoded(item, "from"), "from")
-    to = _decoded(item, "to")
-    if not isinstance(to, list) or not to:
-        raise InvalidMail("'to' must be a non-empty list of {'email', 'name'}")
+    lists = {name: _addresses(item, name, required=name == "to") for name in ("to", "cc", "bcc")}
+    _check_unique(lists)
+    reply_to = _decoded(item, "replyTo")
+    template_id = _text(item, "templateId", required=False)
+    template_data = _decoded(item, "templateData")
+    if template_data is not None and not isinstance(template_data, dict):
+        raise InvalidMail("'templateData' must be an object")
+    if template_data is not None and not template_id:
+        raise InvalidMail("'templateData' needs 'templateId'")
+    content = _text(item, "content", required=False)
+    html = _text(item, "html", required=False)
+    if not template_id and not (content or html):
+        raise InvalidMail("'content' (or 'html') is missing: a mail without 'templateId' needs a body")
     return Mail(
         id=str(item["id"]),
         sender=sender,
-        to=[_address(a, f"to[{i}]") for i, a in enumerate(to)],
-        subject=_text(item, "subject"),
-        content=_text(item, "content"),
+        to=lists["to"],
+        cc=lists["cc"],
+        bcc=lists["bcc"],
+        subject=_text(item, "subject", required=not template_id),
+        content=content,
+        html=html,
+        reply_to=_address(reply_to, "replyTo") if reply_to is not None else None,
+        template_id=template_id,
+        template_data=template_data,
+        categories=_categories(item),
+        custom_args=_custom_args(item),
     )
