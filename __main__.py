@@ -1,5 +1,12 @@
-"""Pulumi entry point: read the stack config, build the components, export.
+"""Pulumi entry point: read the stack config, build the pipeline, export its outputs."""
 
-The components land with the Pulumi issue (infra/); until then this program
-makes nothing.
-"""
+import pulumi
+
+from infra import config
+from infra.pipeline import Pipeline, PipelineArgs
+
+settings = config.load(pulumi.Config(config.NAMESPACE))
+pipeline = Pipeline(f"{pulumi.get_project()}-{pulumi.get_stack()}",
+                    PipelineArgs(settings=settings, config=pulumi.Config(config.NAMESPACE)))
+for name, value in pipeline.outputs.items():
+    pulumi.export(name, value)

@@ -1,0 +1,241 @@
+"""The stack config, read and checked before any resource is made.
+
+Every key lives in the ``sendgrid-events`` namespace and is described in
+``Pulumi.yaml``. ``load`` returns a ``Settings`` or raises ``ConfigError``
+whose message starts with the full key name (``sendgrid-events:<key>``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from handlers import env, manager
+
+NAMESPACE = "sendgrid-events"
+
+ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda name -> manylinux name
+RUNTIMES = ("python3.12", "python3.13")
+# The values CloudWatch Logs accepts for a log group's retention (0 = never expire).
+LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+                      1096, 1827, 2192, 2557, 2922, 3288, 3653)
+KMS_CREATE = "create"
+KMS_AWS_OWNED = "aws-owned"
+KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
+# A P-256 public key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo.
+P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing or invalid; the message names the key."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{NAMESPACE}:{key}: {problem}")
+        self.key = f"{NAMESPACE}:{key}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: pulumi.Output[str]
+    webhook_public_keys: tuple[str, ...]
+    allow_unsigned_webhooks: bool
+    webhook_max_age_seconds: int
+    plugins: tuple[str, ...]
+    kms_key: str  # KMS_CREATE, KMS_AWS_OWNED or a key ARN
+    table_prefix: str
+    table_names: dict[str, str]
+    deletion_protection: bool
+    point_in_time_recovery: bool
+    sent_log_ttl_days: int
+    log_retention_days: int
+    architecture: str
+    runtime: str
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    stream_max_retries: int
+    stream_max_record_age_seconds: int
+
+    @property
+    def python_version(self) -> str:
+        return self.runtime.removeprefix("python")
+
+    @property
+    def platform_arch(self) -> str:
+        return ARCHITECTURES[self.architecture]
+
+
+def _raw(config: pulumi.Config, key: str) -> str | None:
+    return config.get(key)
+
+
+def _json(config: pulumi.Config, key: str, default: Any) -> Any:
+    value = _raw(config, key)
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ConfigError(key, f"not valid JSON/YAML structured config: {value!r}") from None
+
+
+def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
+    value = _raw(config, key)
+    if value is None:
+        return default
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(key, f"must be true or false, not {value!r}")
+
+
+def integer(config: pulumi.Config, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer config value within bounds (also for plugins' own keys)."""
+    value = _raw(config, key)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(key, f"must be an integer, not {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(key, f"must be {bound}, not {number}")
+    return number
+
+
+def _number(config: pulumi.Config, key: str, default: float) -> float:
+    value = _raw(config, key)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(key, f"must be a number, not {value!r}") from None
+    if number <= 0:
+        raise ConfigError(key, f"must be positive, not {value}")
+    return number
+
+
+def _choice(config: pulumi.Config, key: str, default: str, choices) -> str:
+    value = _raw(config, key) or default
+    if value not in choices:
+        raise ConfigError(key, f"must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _string_list(config: pulumi.Config, key: str, default: list[str]) -> list[str]:
+    value = _json(config, key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, f"must be a list of strings, not {value!r}")
+    return value
+
+
+def check_public_key(key: str) -> str:
+    """SendGrid's verification key: base64 of an ECDSA P-256 public key (DER)."""
+    text = "".join(key.split())
+    try:
+        der = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+    if len(der) != 91 or not der.startswith(P256_SPKI_PREFIX):
+        raise ValueError("not an ECDSA P-256 public key (SendGrid's 'Verification Key')")
+    return text
+
+
+def _public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[str, ...]:
+    key = "webhookPublicKeys"
+    raw = _raw(config, key)
+    values = _json(config, key, []) if raw and raw.lstrip().startswith("[") else (raw.split(",") if raw else [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(key, "must be a list of base64 public keys")
+    keys = []
+    for i, value in enumerate(v for v in values if v.strip()):
+        try:
+            keys.append(check_public_key(value))
+        except ValueError as exc:
+            raise ConfigError(key, f"key #{i + 1}: {exc}") from None
+    if not keys and not allow_unsigned:
+        raise ConfigError(key, "is required: the public key(s) of SendGrid's signed Event Webhook "
+                               f"(or set {NAMESPACE}:allowUnsignedWebhooks true to accept unsigned posts)")
+    return tuple(keys)
+
+
+def _plugins(config: pulumi.Config) -> tuple[str, ...]:
+    names = _string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
+    try:
+        return manager.build(names).names
+    except manager.PluginError as exc:
+        raise ConfigError("plugins", str(exc)) from None
+
+
+def _kms_key(config: pulumi.Config) -> str:
+    value = _raw(config, "kmsKey") or KMS_CREATE
+    if value in (KMS_CREATE, KMS_AWS_OWNED) or KMS_ARN.match(value):
+        return value
+    raise ConfigError("kmsKey", f"must be {KMS_CREATE!r}, {KMS_AWS_OWNED!r} or a KMS key ARN, not {value!r}")
+
+
+def _table_names(config: pulumi.Config) -> dict[str, str]:
+    value = _json(config, "tableNames", {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError("tableNames", "must be a map of logical table name -> DynamoDB table name")
+    for name in value.values():
+        if not TABLE_NAME.match(name):
+            raise ConfigError("tableNames", f"{name!r} is not a valid DynamoDB table name")
+    return value
+
+
+def load(config: pulumi.Config | None = None) -> Settings:
+    """Read and check the whole stack config; raises ``ConfigError`` naming the key."""
+    config = config or pulumi.Config(NAMESPACE)
+    if config.get("sendgridApiKey") is None:
+        raise ConfigError("sendgridApiKey", "is required: a SendGrid API key with Mail Send permission "
+                                            f"(pulumi config set --secret {NAMESPACE}:sendgridApiKey SG....)")
+    allow_unsigned = _bool(config, "allowUnsignedWebhooks", False)
+    prefix = _raw(config, "tablePrefix")
+    prefix = f"{pulumi.get_project()}-{pulumi.get_stack()}-" if prefix is None else prefix
+    if not TABLE_PREFIX.match(prefix):
+        raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
+    plugins = _plugins(config)
+    table_names = _table_names(config)
+    known_tables = manager.build(plugins).tables
+    unknown = sorted(set(table_names) - set(known_tables))
+    if unknown:
+        raise ConfigError("tableNames", f"unknown table(s) {', '.join(unknown)}; "
+                                        f"tables of this stack: {', '.join(known_tables)}")
+    return Settings(
+        api_key=config.require_secret("sendgridApiKey"),
+        webhook_public_keys=_public_keys(config, allow_unsigned),
+        allow_unsigned_webhooks=allow_unsigned,
+        webhook_max_age_seconds=integer(config, "webhookMaxAgeSeconds",
+                                        int(env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.default)),
+        plugins=plugins,
+        kms_key=_kms_key(config),
+        table_prefix=prefix,
+        table_names=table_names,
+        deletion_protection=_bool(config, "deletionProtection", True),
+        point_in_time_recovery=_bool(config, "pointInTimeRecovery", True),
+        sent_log_ttl_days=integer(config, "sentLogTtlDays", 400),
+        log_retention_days=_log_retention(config),
+        architecture=_choice(config, "architecture", "arm64", tuple(ARCHITECTURES)),
+        runtime=_choice(config, "runtime", "python3.12", RUNTIMES),
+        throttle_rate_limit=_number(config, "throttleRateLimit", 50),
+        throttle_burst_limit=integer(config, "throttleBurstLimit", 100, minimum=1),
+        stream_max_retries=integer(config, "streamMaximumRetryAttempts", 5, minimum=0, maximum=10000),
+        stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,
+                                              minimum=60, maximum=604800),
+    )
+
+
+def _log_retention(config: pulumi.Config) -> int:
+    days = integer(config, "logRetentionDays", 30)
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError("logRetentionDays", f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}, not {days}")
+    return days

@@ -1,0 +1,151 @@
+"""The whole stack: storage, the API key, plugins' infrastructure, functions, trigger, API.
+
+Order: KMS key and tables -> the API key parameter -> the core's environment
+-> every enabled plugin's ``infrastructure`` hook -> table grants (declared
+access, so a plugin's own function gets its tables too) -> the functions (core
+and plugin-added) -> the sender's stream trigger -> the REST API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from handlers import env, manager
+from handlers.tables import MAIL_SENDER, SENDER, WEBHOOK
+from infra import packaging
+from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
+from infra.config import Settings
+from infra.function import Function, FunctionArgs
+from infra.plugins import FunctionSpec, StackContext
+from infra.storage import Storage, StorageArgs
+from infra.trigger import StreamTrigger, StreamTriggerArgs
+
+# The core's two functions; plugins may add more (StackContext.add_function).
+CORE_FUNCTIONS = {
+    SENDER: FunctionSpec(SENDER, "handlers.sender.lambda_handler", timeout=300, memory=256,
+                         description="Sends mail-sender items inserted into DynamoDB through SendGrid"),
+    WEBHOOK: FunctionSpec(WEBHOOK, "handlers.webhook.lambda_handler", timeout=29, memory=256,
+                          description="Receives SendGrid Event Webhook batches"),
+}
+INVENTORY = {SENDER: env.SENDER, WEBHOOK: env.WEBHOOK}
+# Variables the handlers read that the program leaves unset: local runs only, or their default is right.
+NOT_SET = frozenset({env.SENDGRID_API_KEY.name, env.SENDGRID_API_HOST.name})
+WEBHOOK_PATH_LENGTH = 48
+
+
+def core_environment(settings: Settings, api_key_parameter: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """The value of every core variable the program sets (each function gets those it reads)."""
+    return {
+        env.ENABLED_PLUGINS.name: ",".join(settings.plugins),
+        env.SENT_LOG_TTL_DAYS.name: str(settings.sent_log_ttl_days),
+        env.SENDGRID_API_KEY_PARAMETER.name: api_key_parameter,
+        env.SENDGRID_EVENTS_STACK.name: pulumi.get_stack(),
+        env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name: ",".join(settings.webhook_public_keys),
+        env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name: str(settings.webhook_max_age_seconds),
+        env.SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE.name: "true" if settings.allow_unsigned_webhooks else "false",
+    }
+
+
+@dataclass
+class PipelineArgs:
+    settings: Settings
+    config: pulumi.Config
+
+
+class Pipeline(pulumi.ComponentResource):
+    outputs: dict[str, pulumi.Input]
+
+    def __init__(self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sendgrid-events:infra:Pipeline", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        plugins = manager.build(settings.plugins)
+
+        storage = Storage(name, StorageArgs(
+            tables=plugins.tables,
+            physical_names={t: settings.table_names.get(t, settings.table_prefix + t) for t in plugins.tables},
+            kms_key=settings.kms_key,
+            deletion_protection=settings.deletion_protection,
+            point_in_time_recovery=settings.point_in_time_recovery,
+        ), opts=child)
+        api_key = aws.ssm.Parameter(
+            "sendgrid-api-key", name=f"/{pulumi.get_project()}/{pulumi.get_stack()}/sendgrid-api-key",
+            type="SecureString", value=settings.api_key, key_id=storage.kms_key_arn,
+            description="SendGrid API key (Mail Send) of the sender function", opts=child)
+
+        stack = StackContext(config=args.config, prefix=name, parent=self,
+                             kms_key_arn=storage.kms_key_arn, tables=storage.tables)
+        values = core_environment(settings, api_key.name)
+        for function, inventory in INVENTORY.items():
+            for var in inventory:
+                if var.name in values:
+                    stack.add_env(function, var.name, values[var.name])
+        stack.allow(SENDER, ["ssm:GetParameter"], [api_key.arn])
+        stack.allow_key(SENDER, ("kms:Decrypt",))
+
+        plugins.hook.infrastructure(stack=stack)
+        self._grant_tables(stack, plugins)  # after the hooks: a plugin's own function may use a table
+
+        layer_dir, layer_hash = packaging.build_layer(settings.platform_arch, settings.python_version)
+        layer = aws.lambda_.LayerVersion(
+            "dependencies",
+            layer_name=f"{name}-deps-{settings.architecture}-{layer_hash}",
+            code=pulumi.FileArchive(str(layer_dir)),
+            compatible_runtimes=[settings.runtime],
+            compatible_architectures=[settings.architecture],
+            description=f"requirements-lambda.txt ({layer_hash})",
+            # The name carries the requirements' hash: a new version only when they change.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["code"]))
+        code = packaging.code_archive()
+        functions = {
+            fn: Function(f"{name}-{fn}", FunctionArgs(
+                handler=spec.handler, code=code, layers=[layer.arn], runtime=settings.runtime,
+                architecture=settings.architecture, log_retention_days=settings.log_retention_days,
+                log_group_name=f"/aws/lambda/{name}-{fn}", environment=stack.env[fn],
+                statements=stack.statements[fn], timeout=spec.timeout, memory=spec.memory,
+                description=spec.description,
+            ), opts=child)
+            for fn, spec in {**CORE_FUNCTIONS, **stack.functions}.items()
+        }
+
+        trigger = StreamTrigger(f"{name}-mail-sender-stream", StreamTriggerArgs(
+            stream_arn=storage.tables[MAIL_SENDER.name].stream_arn,
+            function_name=functions[SENDER].function.name,
+            role=functions[SENDER].role.name,
+            kms_key_arn=storage.kms_key_arn,
+            max_retries=settings.stream_max_retries,
+            max_record_age_seconds=settings.stream_max_record_age_seconds,
+        ), opts=child)
+
+        webhook_path = random.RandomString("webhook-path", length=WEBHOOK_PATH_LENGTH, special=False,
+                                           upper=False, opts=child)
+        routes = [ApiRoute(WEBHOOK, webhook_path.result, functions[WEBHOOK].function)]
+        routes += [ApiRoute(r.function, r.path_part, functions[r.function].function) for r in stack.routes]
+        api = WebhookApi(f"{name}-api", WebhookApiArgs(
+            routes=routes, throttle_rate_limit=settings.throttle_rate_limit,
+            throttle_burst_limit=settings.throttle_burst_limit), opts=child)
+
+        self.outputs = {
+            **{f"{route}Url": url for route, url in api.urls.items()},
+            "tableNames": {logical: table.name for logical, table in storage.tables.items()},
+            "dlqUrl": trigger.queue.url,
+            "apiKeyParameter": api_key.name,
+            **stack.outputs,
+        }
+        self.register_outputs(self.outputs)
+
+    @staticmethod
+    def _grant_tables(stack: StackContext, plugins: manager.Plugins) -> None:
+        """Each function: exactly the declared actions on the tables it uses, and their names."""
+        for logical, table in plugins.tables.items():
+            resource = stack.tables[logical]
+            for function, actions in table.access.items():
+                arns = [resource.arn]
+                if table.indexes:
+                    arns.append(resource.arn.apply(lambda arn: f"{arn}/index/*"))
+                stack.add_env(function, table.env_var, resource.name)
+                stack.allow(function, list(actions), arns)
