@@ -57,3 +57,12 @@ def register_tables(register):
 @hookimpl
 def register_sinks(register):
     register("dynamodb", write)
+
+
+@hookimpl
+def infrastructure(stack):
+    """The webhook's bounce-row TTL, from the stack config ``bounceTtlDays`` (the table is declared above)."""
+    from infra.config import integer
+
+    days = integer(stack.config, "bounceTtlDays", int(BOUNCE_TTL_DAYS.default))
+    stack.add_env("webhook", BOUNCE_TTL_DAYS.name, str(days))
