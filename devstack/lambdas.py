@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
@@ -32,10 +33,11 @@ class Context:
     """The parts of Lambda's context object a handler may use."""
 
     function_name: str
-    timeout_ms: int = 30_000
+    timeout_ms: int = 60_000
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 256
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
@@ -46,20 +48,24 @@ class Context:
         return f"/aws/lambda/{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_ms
+        return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
 
 
 @dataclass
 class Function:
-    """A handler (``"module.function"``) and the environment it runs with."""
+    """A handler (``"module.function"``, or the function itself) and the environment it runs with."""
 
     name: str
-    handler: str
+    handler: str | Callable
     env: dict[str, str] = field(default_factory=dict)
+    timeout_ms: int = 60_000
 
     def invoke(self, event: dict):
-        module, _, attr = self.handler.rpartition(".")
-        return getattr(importlib.import_module(module), attr)(event, Context(self.name))
+        handler = self.handler
+        if isinstance(handler, str):
+            module, _, attr = handler.rpartition(".")
+            handler = getattr(importlib.import_module(module), attr)
+        return handler(event, Context(self.name, self.timeout_ms))
 
 
 def merged_env(envs: Iterable[Mapping[str, str]]) -> dict[str, str]:

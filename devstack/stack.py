@@ -34,6 +34,7 @@ DEFAULT_STATE = Path(".devstack/state.json")
 HANDLERS = {SENDER: "handlers.sender.lambda_handler", WEBHOOK: "handlers.webhook.lambda_handler"}
 ENV_VARS = {SENDER: env.SENDER, WEBHOOK: env.WEBHOOK}
 FINAL_STATUSES = ("sent", "rejected", "failed")
+STACK_NAME = "local"
 
 
 @dataclass
@@ -101,7 +102,8 @@ class Stack:
         self.functions = {name: Function(name, handler) for name, handler in HANDLERS.items()}
         self.front = self._started(WebhookFront(self.functions[WEBHOOK]))
         values = {"ENABLED_PLUGINS": ",".join(self.plugins.names), "SENDGRID_API_HOST": self.sendgrid.url,
-                  "SENDGRID_API_KEY": self.sendgrid.api_key, "SENDGRID_WEBHOOK_PUBLIC_KEYS": self.key.public_key_b64}
+                  "SENDGRID_API_KEY": self.sendgrid.api_key, "SENDGRID_WEBHOOK_PUBLIC_KEYS": self.key.public_key_b64,
+                  "SENDGRID_EVENTS_STACK": STACK_NAME}
         for name, function in self.functions.items():
             function.env = {**self.aws.env, **{v.name: values[v.name] for v in ENV_VARS[name] if v.name in values},
                             **self.local.env[name]}

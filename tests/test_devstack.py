@@ -1,0 +1,176 @@
+"""End to end over HTTP through the local stack: insert an item, read the tables.
+
+Every test starts the whole stack (moto server, SendGrid stand-in, webhook
+front, stream poller) on 127.0.0.1 with short delays and stops it at the end.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devstack import demo
+from devstack.eventwebhook import WebhookKey, batch_body
+from devstack.stack import wait_for
+from devstack.testing import local_stack  # noqa: F401  (the fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def item(item_id, *emails, subject="Test mail"):
+    return demo.seed_item(item_id, [{"email": e, "name": e.split("@")[0]} for e in emails], subject)
+
+
+def rows_by_email(stack, logical="bounce"):
+    return {r["toEmail"]: r for r in stack.scan(logical)}
+
+
+def test_demo_runs_both_article_scenarios_and_prints_the_tables():
+    lines = []
+    assert demo.run(demo.Options(state_path=None, webhook_delay=0.05), out=lines.append) is True
+    text = "\n".join(lines)
+    assert "FAIL" not in text and text.count("[ok]") == 7
+    for title in ("Mail sender table", "Sent log", "Bounce table"):
+        assert title in text
+    bounce_table = text.split("Bounce table", 1)[1]
+    assert bounce_table.count("nobody@bounce.test") == 1 and "alice@example.com" not in bounce_table
+
+
+def test_blocked_dropped_and_deferred_addresses(local_stack):
+    stack = local_stack()
+    stack.insert(item("m1", "ok@example.com", "b@blocked.test", "d@dropped.test", "late@deferred.test"))
+    [sent] = stack.wait_settled("m1")
+    assert sent["status"] == "sent"
+
+    rows = rows_by_email(stack)
+    assert set(rows) == {"b@blocked.test", "d@dropped.test"}  # delivered and deferred leave no row
+    blocked, dropped = rows["b@blocked.test"], rows["d@dropped.test"]
+    assert (blocked["event"], blocked["type"], blocked["status"]) == ("bounce", "blocked", "4.7.1")
+    assert blocked["bounceClassification"] == "Reputation"
+    assert (dropped["event"], dropped["reason"]) == ("dropped", "Invalid")
+    for row in rows.values():
+        assert row["messageId"] == sent["messageId"] and row["matched"] is True
+        assert row["fullMessageId"].startswith(sent["messageId"] + ".")
+        assert (row["subject"], row["mailId"]) == ("Test mail", "m1")
+    # SendGrid reports every event; processed, delivered and deferred are not enabled types here.
+    assert [p.status for p in stack.poster.posts] == [200]
+    assert stack.poster.posts[0].events == 7  # 3 processed + delivered + blocked + deferred; dropped alone
+
+
+@pytest.mark.parametrize("after_function", [False, True], ids=["refused", "processed-then-500"])
+def test_a_batch_answered_500_is_posted_again_and_the_tables_end_right(local_stack, after_function):
+    stack = local_stack()
+    stack.front.fail_next(times=1, status=500, after_function=after_function)
+    stack.insert(item("m2", "alice@example.com", "nobody@bounce.test"))
+    [sent] = stack.wait_settled("m2")
+
+    assert [(p.status, p.attempt) for p in stack.poster.posts] == [(500, 1), (200, 2)]
+    assert stack.poster.posts[0].events == stack.poster.posts[1].events == 4
+    [row] = stack.scan("bounce")
+    assert (row["toEmail"], row["type"], row["messageId"]) == ("nobody@bounce.test", "bounce", sent["messageId"])
+    [logged] = stack.scan("sent_log")
+    assert logged["messageId"] == sent["messageId"]
+    assert len(stack.sendgrid.accepted) == 1  # the re-post never re-sends the mail
+
+
+def test_state_file_describes_what_is_running(local_stack, tmp_path):
+    path = tmp_path / "state.json"
+    stack = local_stack(state_path=path)
+    state = json.loads(path.read_text())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds a private key
+
+    # AWS: the endpoint answers with exactly the declared tables, names as in the state.
+    client = boto3.client("dynamodb", endpoint_url=state["aws_endpoint_url"], region_name=state["region"],
+                          aws_access_key_id="any", aws_secret_access_key="any")
+    assert sorted(client.list_tables()["TableNames"]) == sorted(state["tables"].values())
+    assert set(state["tables"]) == set(stack.plugins.tables) >= {"mail_sender", "sent_log", "bounce"}
+    described = client.describe_table(TableName=state["tables"]["mail_sender"])["Table"]
+    assert described["LatestStreamArn"] == state["streams"]["mail_sender"]
+
+    # Each function's env: its tables (per the declarations' access), plugins, and its own settings.
+    sender_env, webhook_env = state["env"]["sender"], state["env"]["webhook"]
+    for name, table in stack.plugins.tables.items():
+        for function, env in (("sender", sender_env), ("webhook", webhook_env)):
+            assert (table.env_var in env) == (function in table.access)
+            if function in table.access:
+                assert env[table.env_var] == state["tables"][name]
+    assert sender_env["ENABLED_PLUGINS"] == webhook_env["ENABLED_PLUGINS"] == "bounce,dropped,dynamodb"
+    assert sender_env["SENDGRID_API_HOST"] == state["sendgrid_api_host"]
+    assert sender_env["SENDGRID_API_KEY"] == state["sendgrid_api_key"]
+    assert webhook_env["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == state["webhook_public_key"]
+    assert "SENDGRID_API_KEY" not in webhook_env and "SENDGRID_WEBHOOK_PUBLIC_KEYS" not in sender_env
+    for env in (sender_env, webhook_env):
+        assert env["AWS_ENDPOINT_URL"] == state["aws_endpoint_url"]
+        assert all(os.environ[k] == v for k, v in env.items())  # what the in-process handlers see
+
+    # The webhook URL takes a batch signed with the state's private key.
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = WebhookKey(load_pem_private_key(state["webhook_private_key_pem"].encode(), None))
+    assert key.public_key_b64 == state["webhook_public_key"]
+    body = batch_body([{"event": "bounce", "email": "x@bounce.test", "timestamp": 1700000000,
+                        "sg_event_id": "hand-made-1", "sg_message_id": "nosuchmessage.filter0001"}])
+    request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **key.headers(body)})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    [row] = stack.scan("bounce")
+    assert row["matched"] is False and row["toEmail"] == "x@bounce.test"
+
+    stack.stop()
+    assert not path.exists()
+    assert "AWS_ENDPOINT_URL" not in os.environ or os.environ["AWS_ENDPOINT_URL"] != state["aws_endpoint_url"]
+
+
+def test_up_runs_until_sigterm_and_a_user_inserts_an_item_with_plain_boto3(tmp_path):
+    path = tmp_path / "state.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    up = subprocess.Popen([sys.executable, "-m", "devstack", "up", "--state", str(path), "--webhook-delay", "0.05"],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: path.exists() or up.poll() is not None, "the state file of `devstack up`", timeout=60)
+        assert up.poll() is None, up.stdout.read()
+        state = json.loads(path.read_text())
+        # As a user would, from the `env` command's export lines.
+        exports = subprocess.run([sys.executable, "-m", "devstack", "env", "--state", str(path)], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout
+        user_env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+        assert user_env["AWS_ENDPOINT_URL"] == state["aws_endpoint_url"]
+        client = boto3.client("dynamodb", endpoint_url=user_env["AWS_ENDPOINT_URL"],
+                              region_name=user_env["AWS_DEFAULT_REGION"],
+                              aws_access_key_id=user_env["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=user_env["AWS_SECRET_ACCESS_KEY"])
+        table = state["tables"]["mail_sender"]
+        client.put_item(TableName=table, Item={
+            "id": {"S": "by-hand"}, "subject": {"S": "Hi"}, "content": {"S": "Hello"},
+            "from": {"S": '{"email": "sender@example.com", "name": "Sender"}'},
+            "to": {"S": '[{"email": "nobody@bounce.test", "name": "Nobody"}]'}})
+
+        def bounce_row():
+            return client.scan(TableName=state["tables"]["bounce"])["Items"]
+        [row] = wait_for(bounce_row, "the bounce row of the item inserted by hand", timeout=30)
+        assert row["toEmail"] == {"S": "nobody@bounce.test"}
+        status = client.get_item(TableName=table, Key={"id": {"S": "by-hand"}})["Item"]["status"]
+        assert status == {"S": "sent"}
+    finally:
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=30)
+    assert up.returncode == 0, out
+    assert "devstack: stopping" in out
+    assert not path.exists()
+
+
+def test_a_plugin_creates_its_local_resources_and_env(local_stack):
+    """``local_infrastructure`` hooks get clients, names and env before the functions start."""
+    stack = local_stack("bounce,dropped,dynamodb,sns")
+    [topic] = [t["TopicArn"] for t in stack.aws.client("sns").list_topics()["Topics"]]
+    assert topic.endswith(":" + stack.local.name("notify"))
+    assert stack.state["env"]["webhook"]["SNS_TOPIC_ARN"] == topic == os.environ["SNS_TOPIC_ARN"]
+    assert "SNS_TOPIC_ARN" not in stack.state["env"]["sender"]
