@@ -115,7 +115,7 @@ class Pipeline(pulumi.ComponentResource):
         trigger = StreamTrigger(f"{name}-mail-sender-stream", StreamTriggerArgs(
             stream_arn=storage.tables[MAIL_SENDER.name].stream_arn,
             function_name=functions[SENDER].function.name,
-            role=functions[SENDER].role.name,
+            role=functions[SENDER].role.id,
             kms_key_arn=storage.kms_key_arn,
             max_retries=settings.stream_max_retries,
             max_record_age_seconds=settings.stream_max_record_age_seconds,

@@ -27,7 +27,7 @@ class StreamTriggerArgs:
     stream_arn: pulumi.Input[str]
     function_name: pulumi.Input[str]
     role: pulumi.Input[str]
-    """Name of the function's role: the trigger grants it what it needs."""
+    """The function's role (its id, i.e. name): the trigger grants it what it needs."""
     kms_key_arn: pulumi.Input[str] | None
     max_retries: int
     max_record_age_seconds: int
