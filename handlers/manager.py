@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = {
     "group_resubscribe": "plugins.group_resubscribe",
     "history": "plugins.history",
     "sns": "plugins.sns",
+    "suppression": "plugins.suppression",
 }
 DEFAULT_PLUGINS = ("bounce", "dropped", "dynamodb")
 ENTRY_POINT_GROUP = hookspecs.PROJECT

@@ -91,13 +91,13 @@ CORE_TABLES = (MAIL_SENDER, SENT_LOG)
 
 
 def combine(tables: Iterable[Table]) -> dict[str, Table]:
-    """Merge table declarations by name (a later one may add indexes/access)."""
+    """Merge table declarations by name (another may add indexes/access), whatever their order."""
     result: dict[str, Table] = {}
-    for table in tables:
+    for table in sorted(tables, key=lambda t: t.hash_key is None):  # declarations, then extensions
         if table.name in result:
             result[table.name] = result[table.name].merged(table)
         elif table.hash_key is None:
-            raise ValueError(f"table {table.name!r} extended before it was declared")
+            raise ValueError(f"table {table.name!r} is extended but no enabled plugin declares it")
         else:
             result[table.name] = table
     return result

@@ -36,15 +36,16 @@ def row(record: dict, now: float) -> dict:
     item = {k: record.get(k) for k in COLUMNS}
     if not item["toEmail"]:
         item["toEmail"] = record["email"]
+    item["address"] = record["email"].lower()  # the recipient, for lookups by address (suppression)
     days = int(BOUNCE_TTL_DAYS.get())
     if days > 0:
         item["expiresAt"] = int(now) + days * 86400
     return item
 
 
-def write(records: list[dict]) -> None:
+def write(records: list[dict], events=STORED_EVENTS) -> None:
     now = time.time()
-    rows = [row(r, now) for r in sorted(records, key=lambda r: r["timestamp"]) if r["event"] in STORED_EVENTS]
+    rows = [row(r, now) for r in sorted(records, key=lambda r: r["timestamp"]) if r["event"] in events]
     if rows:
         dynamo.batch_put(os.environ[BOUNCE.env_var], rows, (BOUNCE.hash_key,))
 
