@@ -4,7 +4,8 @@ Mirrors the mapping the Pulumi program creates: a filter that lets only
 INSERT records through (the others are consumed, never delivered), batches of
 up to 100 records in Lambda's DynamoDB Streams event shape, partial batch
 responses (``batchItemFailures``: the batch is retried from the first failed
-record, records before it are done), bounded retries with backoff, then the
+record, records before it are done), bounded retries with backoff (counted
+from the latest checkpoint), then the
 batch's description goes to the on-failure destination (an SQS queue) and the
 poller moves on.
 """
@@ -122,7 +123,7 @@ class StreamPoller:
             if position is None:
                 attempts = 0
                 continue
-            attempts += 1
+            attempts = 1 if position else attempts + 1  # progress: a new checkpoint, its first failure
             if attempts > self.max_retries:
                 failed = batch[position:]
                 del self._buffer[:len(failed)]
