@@ -74,7 +74,8 @@ def _chunks(seq: list, size: int):
         yield seq[start:start + size]
 
 
-def _backoff(attempt: int) -> None:
+def backoff(attempt: int) -> None:
+    """Sleep before retry number ``attempt``: exponential, capped, with full jitter."""
     time.sleep(random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt)))
 
 
@@ -93,7 +94,7 @@ def batch_get(table: str, key_name: str, keys: Iterable[str], *, dynamodb=None) 
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
-            _backoff(attempt)
+            backoff(attempt)
         else:
             raise IncompleteBatch(f"BatchGetItem on {table}: keys still unprocessed after {ATTEMPTS} attempts")
     return found
@@ -114,7 +115,48 @@ def batch_put(table: str, items: Iterable[dict], key_names: tuple[str, ...], *, 
             request = response.get("UnprocessedItems") or {}
             if not request:
                 break
-            _backoff(attempt)
+            backoff(attempt)
         else:
             raise IncompleteBatch(f"BatchWriteItem on {table}: items still unprocessed after {ATTEMPTS} attempts")
     return len(unique)
+
+
+TRANSACT_CHUNK = 100
+
+
+def put_unless(table: str, items: Iterable[dict], key_name: str, condition: str, *,
+               names: dict | None = None, values: dict | None = None, dynamodb=None) -> set[str]:
+    """Put each item whose ``condition`` holds, 100 per TransactWriteItems call.
+
+    Returns the keys (``key_name``) of the items whose condition failed; the
+    others are written. A transaction is all or nothing, so when DynamoDB
+    cancels one because some conditions failed (its cancellation reasons say
+    which), those items are set aside and the rest sent again; a conflict with
+    another transaction is retried with backoff. Work still left after the last
+    attempt raises ``IncompleteBatch``.
+    """
+    dynamodb = dynamodb or client()
+    extra = {"ExpressionAttributeNames": names} if names else {}
+    if values:
+        extra["ExpressionAttributeValues"] = serialize(values)
+    refused: set[str] = set()
+    for chunk in _chunks(list(items), TRANSACT_CHUNK):
+        pending = chunk
+        for attempt in range(ATTEMPTS):
+            if not pending:
+                break
+            request = [{"Put": {"TableName": table, "Item": serialize(item), "ConditionExpression": condition,
+                                **extra}} for item in pending]
+            try:
+                dynamodb.transact_write_items(TransactItems=request)
+                pending = []
+            except dynamodb.exceptions.TransactionCanceledException as exc:
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                failed = {i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"}
+                refused |= {pending[i][key_name] for i in failed}
+                pending = [item for i, item in enumerate(pending) if i not in failed]
+                if not failed:
+                    backoff(attempt)
+        if pending:
+            raise IncompleteBatch(f"TransactWriteItems on {table}: items still unwritten after {ATTEMPTS} attempts")
+    return refused

@@ -35,5 +35,22 @@ SENT_LOG_TTL_DAYS = Var(
     "SENT_LOG_TTL_DAYS", "Days a sent-log row (and a bounce row) is kept before TTL removes it; 0 keeps it.", "400"
 )
 
+SENDGRID_WEBHOOK_PUBLIC_KEYS = Var(
+    "SENDGRID_WEBHOOK_PUBLIC_KEYS",
+    "Comma-separated Signed Event Webhook verification keys (base64 DER, as SendGrid shows them); "
+    "a request signed by any one of them is accepted.",
+)
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = Var(
+    "SENDGRID_WEBHOOK_MAX_AGE_SECONDS",
+    "Oldest signature timestamp accepted, in seconds (0 = no age check). The default, 3 days, is "
+    "above SendGrid's 24-hour retry window and below the 7 days duplicates are remembered.",
+    "259200",
+)
+SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE = Var(
+    "SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE",
+    "'true' accepts unsigned webhook posts when no public key is set: local runs only, never in AWS.",
+)
+
 SENDER = (ENABLED_PLUGINS, SENDGRID_API_HOST, SENDGRID_API_KEY, SENT_LOG_TTL_DAYS)
-WEBHOOK = (ENABLED_PLUGINS, SENT_LOG_TTL_DAYS)
+WEBHOOK = (ENABLED_PLUGINS, SENT_LOG_TTL_DAYS, SENDGRID_WEBHOOK_PUBLIC_KEYS, SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
+           SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE)

@@ -87,7 +87,24 @@ SENT_LOG = Table(
     access={SENDER: ("dynamodb:PutItem",), WEBHOOK: ("dynamodb:BatchGetItem",)},
 )
 
-CORE_TABLES = (MAIL_SENDER, SENT_LOG)
+# What the webhook has done with each event, so a re-posted event changes nothing:
+# ``event:<eventId>`` once every sink has it, ``sink:<sink>:<eventId>`` for the claim a
+# non-idempotent sink's delivery holds (see ``handlers.delivery``). Kept 7 days (TTL).
+PROCESSED_EVENTS = Table(
+    name="processed_events",
+    hash_key="id",
+    ttl_attribute="expiresAt",
+    access={WEBHOOK: ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem")},
+)
+
+# Events the webhook could not process, with their raw JSON and the reason (key: a hash of the raw JSON).
+REJECTS = Table(
+    name="rejects",
+    hash_key="eventId",
+    access={WEBHOOK: ("dynamodb:BatchWriteItem",)},
+)
+
+CORE_TABLES = (MAIL_SENDER, SENT_LOG, PROCESSED_EVENTS, REJECTS)
 
 
 def combine(tables: Iterable[Table]) -> dict[str, Table]:

@@ -15,7 +15,7 @@ def test_unset_means_the_defaults(monkeypatch):
     assert plugins.names == ("bounce", "dropped", "dynamodb")
     assert set(plugins.event_types) == {"bounce", "dropped"}
     assert [s.name for s in plugins.sinks] == ["dynamodb"]
-    assert set(plugins.tables) == {"mail_sender", "sent_log", "bounce"}
+    assert set(plugins.tables) == {"mail_sender", "sent_log", "processed_events", "rejects", "bounce"}
 
 
 def test_explicit_list_registers_only_those():
@@ -29,7 +29,7 @@ def test_empty_list_enables_nothing():
     plugins = manager.build("")
     assert plugins.names == ()
     assert plugins.event_types == {} and plugins.sinks == []
-    assert set(plugins.tables) == {"mail_sender", "sent_log"}
+    assert set(plugins.tables) == {"mail_sender", "sent_log", "processed_events", "rejects"}
 
 
 def test_unknown_name_fails_loudly_naming_the_known_ones():
