@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -31,6 +32,10 @@ from typing import Callable, Mapping
 from handlers.manager import EventType
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
+# Fields that become (parts of) DynamoDB keys: strings, short enough for a key.
+ID_FIELDS = ("sg_event_id", "sg_message_id")
+MAX_ID_BYTES = 1000
+MAX_TIMESTAMP = 10 ** 11  # year 5138: anything later is not a Unix time in seconds
 
 
 @dataclass
@@ -71,16 +76,25 @@ def problem(event) -> str | None:
     if not isinstance(event.get("email"), str) or not event["email"]:
         return "event has no 'email'"
     if _timestamp(event.get("timestamp")) is None:
-        return f"event has no numeric 'timestamp' (got {event.get('timestamp')!r})"
+        return f"event has no numeric 'timestamp' (got {event.get('timestamp')!r:.100})"
+    for name in ID_FIELDS:
+        value = event.get(name)
+        if value is not None and not (isinstance(value, str) and len(value.encode("utf-8", "replace")) <= MAX_ID_BYTES):
+            return f"event's '{name}' is not a string of at most {MAX_ID_BYTES} bytes"
     return None
 
 
 def _timestamp(value) -> int | None:
+    """A Unix time (seconds, 0 up to ``MAX_TIMESTAMP``) from a number or a string of digits."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 12):
+            return None
+    if isinstance(value, (int, float, str)) and 0 <= int(value) <= MAX_TIMESTAMP:
         return int(value)
     return None
 
@@ -182,4 +196,9 @@ def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict
 def reject(event, reason: str) -> dict:
     """A record of an event that could not be processed, keeping its raw JSON."""
     raw = json.dumps(event, ensure_ascii=False, default=str)
-    return {"eventId": "sha256:" + hashlib.sha256(raw.encode()).hexdigest(), "reason": reason, "raw": raw}
+    try:
+        data = raw.encode()
+    except UnicodeEncodeError:  # lone surrogates (JSON allows them, UTF-8 does not): keep them escaped
+        raw = json.dumps(event, default=str)
+        data = raw.encode()
+    return {"eventId": "sha256:" + hashlib.sha256(data).hexdigest(), "reason": reason, "raw": raw}
