@@ -1,27 +1,51 @@
 """The webhook Lambda: SendGrid Event Webhook POST (API Gateway proxy) in.
 
-The handler only adapts the proxy event; ``receive`` does the work: parse the
-batch, reconcile it with the sent log, hand the records to every enabled sink.
+A request goes through, in order: its size, its signature
+(``handlers.signature``), its shape (a non-empty JSON array), then per event:
+can DynamoDB store it, can it be reconciled (``handlers.reconcile``), is it
+new (``handlers.delivery``). What it answers, and why SendGrid cares (it
+re-posts on anything but 2xx, for 24 hours):
+
+- 200: the batch is stored; events that could not be processed are kept as
+  rejects (``rejects`` table, raw JSON and reason), duplicates skipped.
+- 403: not signed by a configured key. 400 / 413: not a batch of events.
+  Nothing is written for either, whatever the body holds.
+- 503: storing failed (DynamoDB, a sink) or another delivery is handling the
+  same events: SendGrid's retry finishes the work, without repeating what
+  this attempt did.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import os
+import time
 
-from handlers import dynamo
+from handlers import delivery, dynamo, signature
 from handlers.manager import Plugins, enabled_plugins
-from handlers.reconcile import reconcile
-from handlers.tables import SENT_LOG
+from handlers.reconcile import reconcile, reject
+from handlers.tables import REJECTS, SENT_LOG
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
+MAX_BODY_BYTES = 1024 * 1024  # SendGrid posts at most 768 KB
+MAX_EVENT_BYTES = 64 * 1024  # a SendGrid event is a few hundred bytes; a record must fit in a 400 KB item
+MAX_EVENT_DEPTH = 24  # DynamoDB stores maps and lists nested 32 deep; records add a level or two
+MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut, ``rawLength`` says how much)
+
 
 class BadRequest(ValueError):
-    """The request is not a batch of events; answered with 400."""
+    """The request is not a batch of events; answered 4xx, nothing written."""
+
+    status = 400
+
+
+class TooLarge(BadRequest):
+    status = 413
 
 
 def response(status: int, body: dict) -> dict:
@@ -33,14 +57,31 @@ def response(status: int, body: dict) -> dict:
 
 
 def raw_body(event: dict) -> bytes:
-    """The request body exactly as received."""
-    body = event.get("body") or ""
+    """The request body exactly as received (API Gateway base64-encodes binary bodies)."""
+    body = event.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise BadRequest("body is not text")
+    if len(body) > 2 * MAX_BODY_BYTES:
+        raise TooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
     if event.get("isBase64Encoded"):
         try:
-            return base64.b64decode(body, validate=True)
-        except ValueError:
+            raw = base64.b64decode(body, validate=True)
+        except (ValueError, binascii.Error):
             raise BadRequest("body is not valid base64") from None
-    return body.encode("utf-8")
+    else:
+        try:
+            raw = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("body is not UTF-8") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise TooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
+    return raw
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_batch(body: bytes) -> list:
@@ -51,12 +92,54 @@ def parse_batch(body: bytes) -> list:
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8") from None
     try:
-        batch = json.loads(text)
+        batch = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadRequest("body is nested too deeply") from None
     except ValueError:
         raise BadRequest("body is not JSON") from None
     if not isinstance(batch, list):
         raise BadRequest("body is not a JSON array of events")
+    if not batch:
+        raise BadRequest("body is an empty array")
     return batch
+
+
+def unstorable(event) -> str | None:
+    """Why DynamoDB could not store ``event`` as a record's part, or None when it can."""
+    if not isinstance(event, dict):
+        return None  # reconcile rejects it
+    try:
+        size = len(json.dumps(event, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        return "event holds text that is not valid Unicode"
+    if size > MAX_EVENT_BYTES:
+        return f"event is larger than {MAX_EVENT_BYTES} bytes"
+    stack = [(event, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_EVENT_DEPTH:
+            return f"event is nested deeper than {MAX_EVENT_DEPTH} levels"
+        if isinstance(value, dict):
+            if "" in value:
+                return "event has an empty field name"
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    try:
+        dynamo.serialize({"event": event})
+    except (TypeError, ValueError, ArithmeticError):
+        return "event holds a number DynamoDB cannot store (over 38 digits or out of range)"
+    return None
+
+
+def reject_row(rejected: dict) -> dict:
+    raw = rejected["raw"]
+    return {
+        "eventId": rejected["eventId"],
+        "reason": rejected["reason"][:1000],
+        "raw": raw[:MAX_REJECT_CHARS],
+        "rawLength": len(raw),
+    }
 
 
 def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
@@ -64,24 +147,56 @@ def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
 
 
 def receive(body: bytes, plugins: Plugins) -> dict:
-    """Process one webhook batch; returns the counts."""
-    outcome = reconcile(parse_batch(body), plugins.event_types, lookup_sent_log)
-    for sink in plugins.sinks:
-        sink.write(outcome.records)
+    """Process one verified webhook batch; returns the counts (raises when it could not store it)."""
+    events = parse_batch(body)
+    storable, rejects = [], []
+    for event in events:
+        reason = unstorable(event)
+        if reason:
+            rejects.append(reject(event, reason))
+        else:
+            storable.append(event)
+    outcome = reconcile(storable, plugins.event_types, lookup_sent_log)
+    rejects += outcome.rejects
+    if rejects:
+        dynamo.batch_put(os.environ[REJECTS.env_var], [reject_row(r) for r in rejects], (REJECTS.hash_key,))
+    report = delivery.deliver(outcome.records, plugins.sinks)
+    ignored = sum(outcome.ignored.values())
     counts = {
-        "received": len(outcome.records) + len(outcome.rejects) + sum(outcome.ignored.values()),
-        "accepted": len(outcome.records),
-        "rejected": len(outcome.rejects),
-        "ignored": sum(outcome.ignored.values()),
-        "orphans": outcome.orphans,
+        "received": len(events),
+        "accepted": len(report.fresh),
+        "duplicates": report.duplicates,
+        "ignored": ignored,
+        "rejected": len(rejects),
+        "orphans": sum(1 for r in report.fresh if not r["matched"]),
     }
-    log.info(json.dumps({"message": "webhook batch", **counts, "ignoredTypes": dict(outcome.ignored)}))
+    ignored_types = dict(outcome.ignored.most_common(20))
+    log.info(json.dumps({"message": "webhook batch", **counts,
+                         "ignoredTypes": {k[:64]: v for k, v in ignored_types.items()},
+                         "rejectReasons": sorted({r["reason"][:120] for r in rejects})[:10]}))
     return counts
+
+
+def _refused(status: int, error: str, **extra) -> dict:
+    log.warning(json.dumps({"message": "webhook request refused", "status": status, "error": error, **extra}))
+    return response(status, {"error": error})
 
 
 def lambda_handler(event, context):
     try:
-        counts = receive(raw_body(event), enabled_plugins())
+        body = raw_body(event)
+        signature.verify(body, event.get("headers"), signature.settings(), time.time())
+        counts = receive(body, enabled_plugins())
+    except signature.Forbidden as exc:
+        return _refused(403, str(exc))
     except BadRequest as exc:
-        return response(400, {"error": str(exc)})
+        return _refused(exc.status, str(exc))
+    except signature.ConfigurationError as exc:
+        return _refused(503, f"webhook is misconfigured: {exc}")
+    except delivery.Busy as exc:
+        return _refused(503, str(exc))
+    except Exception as exc:  # DynamoDB, a sink: not stored, SendGrid will post the batch again
+        log.error(json.dumps({"message": "webhook batch not stored", "status": 503,
+                              "error": type(exc).__name__, "detail": str(exc)[:300]}))
+        return response(503, {"error": "the batch could not be stored; it will be accepted on retry"})
     return response(200, counts)

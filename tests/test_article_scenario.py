@@ -70,6 +70,8 @@ def test_seed_sample_event_through_the_lambda_handler(stack, monkeypatch):
     stack()
     webhook.enabled_plugins.cache_clear()
     monkeypatch.delenv("ENABLED_PLUGINS", raising=False)
+    monkeypatch.delenv("SENDGRID_WEBHOOK_PUBLIC_KEYS", raising=False)
+    monkeypatch.setenv("SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE", "true")  # signing: tests/test_webhook_*.py
     from tests.support import sample
 
     answer = webhook.lambda_handler(proxy_event(json.dumps([sample("bounce.json"), sample("delivered.json")])), None)

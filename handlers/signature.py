@@ -1,0 +1,135 @@
+"""SendGrid Signed Event Webhook verification.
+
+SendGrid signs ``timestamp + body`` with ECDSA P-256 / SHA-256 and sends the
+base64 DER signature and the timestamp in two headers. We verify the bytes as
+received (the caller decodes API Gateway's base64; nothing is re-serialized,
+so a trailing CRLF stays part of what is verified) against every configured
+key: any one may match (key rotation, several webhooks).
+
+Why ``cryptography`` and not the ``sendgrid`` package's ``EventWebhook``: that
+helper takes one key and a ``str`` body (so it re-encodes what it was given),
+and raises on a malformed signature instead of answering False.
+
+The age window (``SENDGRID_WEBHOOK_MAX_AGE_SECONDS``, default 3 days): SendGrid
+retries a failed POST for 24 hours and does not say whether a retry is signed
+afresh, so any window under a day could refuse a genuine retry; 3 days leaves
+room for delays and clock skew. It stays below the 7 days the webhook
+remembers processed events (``handlers.delivery``), so a replay old enough to
+pass the age check is still recognised as a duplicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from handlers import env
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+FUTURE_SKEW_SECONDS = 600  # a timestamp this far ahead of our clock is still fine
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class Forbidden(Exception):
+    """The request is not signed by a configured key (answered 403)."""
+
+
+class ConfigurationError(RuntimeError):
+    """The verification settings themselves are wrong (a key is not a P-256 public key, ...)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    keys: tuple  # cryptography EllipticCurvePublicKey objects
+    max_age: int
+    allow_unsigned: bool
+
+
+def load_key(text: str):
+    """A verification key as SendGrid shows it (base64 DER SubjectPublicKeyInfo) -> public key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name}: a key is not base64 DER "
+                                 f"({type(exc).__name__})") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name}: a key is not an ECDSA P-256 key")
+    return key
+
+
+@functools.lru_cache(maxsize=8)
+def parse_settings(keys: str | None, max_age: str | None, allow_unsigned: str | None) -> Settings:
+    try:
+        age = int(max_age or 0)
+    except ValueError:
+        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name} is not an integer") from None
+    if age < 0:
+        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name} is negative")
+    return Settings(
+        keys=tuple(load_key(k) for k in (keys or "").split(",") if k.strip()),
+        max_age=age,
+        allow_unsigned=(allow_unsigned or "").strip().lower() in _TRUE,
+    )
+
+
+def settings() -> Settings:
+    """The settings in the environment (keys are parsed once per distinct value)."""
+    return parse_settings(env.SENDGRID_WEBHOOK_PUBLIC_KEYS.get(), env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.get(),
+                          env.SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE.get())
+
+
+def header(headers: Mapping | None, name: str) -> str | None:
+    """A header's value, whatever case the client (or API Gateway) gave its name."""
+    wanted = name.lower()
+    for key, value in (headers or {}).items():
+        if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
+            return value
+    return None
+
+
+def verify(body: bytes, headers: Mapping | None, config: Settings, now: float) -> bool:
+    """Check the request's signature; returns whether it was signed (False: unsigned and allowed).
+
+    Raises ``Forbidden`` naming the problem otherwise.
+    """
+    if not config.keys:
+        if config.allow_unsigned:
+            return False
+        raise Forbidden("signature verification is not configured (no public key); request refused")
+    signature, timestamp = header(headers, SIGNATURE_HEADER), header(headers, TIMESTAMP_HEADER)
+    if not signature or not timestamp:
+        raise Forbidden(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
+    if not _TIMESTAMP.match(timestamp):
+        raise Forbidden(f"{TIMESTAMP_HEADER} is not a Unix time")
+    if config.max_age:
+        age = now - int(timestamp)
+        if age > config.max_age:
+            raise Forbidden(f"signature timestamp is older than {config.max_age} seconds")
+        if age < -FUTURE_SKEW_SECONDS:
+            raise Forbidden("signature timestamp is in the future")
+    try:
+        der = base64.b64decode(signature.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        raise Forbidden(f"{SIGNATURE_HEADER} is not valid base64") from None
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    signed = timestamp.encode("ascii") + body
+    for key in config.keys:
+        try:
+            key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
+            return True
+        except (InvalidSignature, ValueError):
+            continue
+    raise Forbidden("signature does not match the body under any configured key")
