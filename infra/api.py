@@ -24,7 +24,7 @@ class ApiRoute:
 @dataclass
 class WebhookApiArgs:
     routes: list[ApiRoute]
-    throttle_rate_limit: float
+    throttle_rate_limit: int
     throttle_burst_limit: int
 
 

@@ -58,7 +58,7 @@ class Settings:
     log_retention_days: int
     architecture: str
     runtime: str
-    throttle_rate_limit: float
+    throttle_rate_limit: int
     throttle_burst_limit: int
     stream_max_retries: int
     stream_max_record_age_seconds: int
@@ -107,19 +107,6 @@ def integer(config: pulumi.Config, key: str, default: int, minimum: int = 0, max
     if number < minimum or (maximum is not None and number > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(key, f"must be {bound}, not {number}")
-    return number
-
-
-def _number(config: pulumi.Config, key: str, default: float) -> float:
-    value = _raw(config, key)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(key, f"must be a number, not {value!r}") from None
-    if number <= 0:
-        raise ConfigError(key, f"must be positive, not {value}")
     return number
 
 
@@ -183,13 +170,15 @@ def _kms_key(config: pulumi.Config) -> str:
 
 
 def _table_names(config: pulumi.Config) -> dict[str, str]:
-    value = _json(config, "tableNames", {})
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ConfigError("tableNames", "must be a map of logical table name -> DynamoDB table name")
-    for name in value.values():
-        if not TABLE_NAME.match(name):
-            raise ConfigError("tableNames", f"{name!r} is not a valid DynamoDB table name")
-    return value
+    """``["mail_sender=testMailSender", ...]``: logical table name = DynamoDB table name."""
+    names = {}
+    for entry in _string_list(config, "tableNames", []):
+        logical, sep, physical = entry.partition("=")
+        if not sep or not TABLE_NAME.match(physical.strip()):
+            raise ConfigError("tableNames", f"{entry!r} is not '<table>=<DynamoDB table name>' "
+                                            "(3-255 letters, digits, '_', '-', '.')")
+        names[logical.strip()] = physical.strip()
+    return names
 
 
 def load(config: pulumi.Config | None = None) -> Settings:
@@ -226,7 +215,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         log_retention_days=_log_retention(config),
         architecture=_choice(config, "architecture", "arm64", tuple(ARCHITECTURES)),
         runtime=_choice(config, "runtime", "python3.12", RUNTIMES),
-        throttle_rate_limit=_number(config, "throttleRateLimit", 50),
+        throttle_rate_limit=integer(config, "throttleRateLimit", 50, minimum=1),
         throttle_burst_limit=integer(config, "throttleBurstLimit", 100, minimum=1),
         stream_max_retries=integer(config, "streamMaximumRetryAttempts", 5, minimum=0, maximum=10000),
         stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,

@@ -72,7 +72,7 @@ def test_tables_follow_the_shared_definitions(default):
 
 
 def test_table_names_protection_and_pitr_are_configurable(program):
-    made = program({"tableNames": {"mail_sender": "testMailSender"}, "tablePrefix": "x-",
+    made = program({"tableNames": ["mail_sender=testMailSender"], "tablePrefix": "x-",
                     "deletionProtection": "false", "pointInTimeRecovery": "false"})
     assert made.table("mail_sender").inputs["name"] == "testMailSender"
     assert made.table("sent_log").inputs["name"] == "x-sent_log"
@@ -310,7 +310,8 @@ def test_a_plugin_adds_resources_a_function_and_a_route(program, inbound_plugin)
     ({"sentLogTtlDays": "-1"}, "sentLogTtlDays"),
     ({"throttleBurstLimit": "lots"}, "throttleBurstLimit"),
     ({"deletionProtection": "yes"}, "deletionProtection"),
-    ({"tableNames": {"nosuchtable": "x"}}, "tableNames"),
+    ({"tableNames": ["nosuchtable=abc"]}, "tableNames"),
+    ({"tableNames": ["mail_sender"]}, "tableNames"),
 ])
 def test_bad_config_fails_naming_the_key_before_any_resource(monkeypatch, config, key):
     recorder = Recorder()
@@ -324,3 +325,25 @@ def test_unsigned_webhooks_only_when_asked(program):
     made = program({"webhookPublicKeys": None, "allowUnsignedWebhooks": "true"})
     assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE"] == "true"
     assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == ""
+
+
+def test_pulumi_yaml_describes_every_config_key_the_program_reads(monkeypatch):
+    import pulumi
+    import yaml
+
+    from tests.infra_program import MAIN
+
+    read = set()
+    original = pulumi.Config._get
+
+    def recording(self, key, *args, **kwargs):
+        read.add(f"{self.name}:{key}")
+        return original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(pulumi.Config, "_get", recording)
+    run_program({"plugins": sorted(manager.BUILTIN_PLUGINS)}, monkeypatch=monkeypatch)
+    declared = yaml.safe_load((MAIN.parent / "Pulumi.yaml").read_text())["config"]
+    for key, spec in declared.items():
+        assert spec.get("description"), key
+    assert read == {f"{PROJECT}:{key}" for key in declared}
+    assert declared["sendgridApiKey"]["secret"] is True
