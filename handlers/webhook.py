@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+from typing import Callable
 
 from handlers import delivery, dynamo, signature
 from handlers.manager import Plugins, enabled_plugins
@@ -183,10 +184,15 @@ def _refused(status: int, error: str, **extra) -> dict:
 
 
 def lambda_handler(event, context):
+    return handle(event)
+
+
+def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins) -> dict:
+    """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
     try:
         body = raw_body(event)
         signature.verify(body, event.get("headers"), signature.settings(), time.time())
-        counts = receive(body, enabled_plugins())
+        counts = receive(body, plugins())
     except signature.Forbidden as exc:
         return _refused(403, str(exc))
     except BadRequest as exc:
