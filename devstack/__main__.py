@@ -20,21 +20,26 @@ from devstack.stack import DEFAULT_STATE, Options, Stack, read_state
 
 def up(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     options = Options(plugins=args.plugins, state_path=Path(args.state), webhook_delay=args.webhook_delay)
     with Stack(options) as stack:
         state = stack.state
+        width = max(len(k) for k in state["tables"])
         print(f"devstack up (plugins: {', '.join(state['plugins'])})\n"
               f"  AWS endpoint   {state['aws_endpoint_url']}  (region {state['region']})\n"
               f"  webhook URL    {state['webhook_url']}\n"
               f"  SendGrid API   {state['sendgrid_api_host']}\n"
-              + "".join(f"  table {k:<9}{v}\n" for k, v in state["tables"].items())
+              + "".join(f"  table {k:<{width}} {v}\n" for k, v in state["tables"].items())
               + f"  state file     {args.state}\n"
               f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"). "
               "Ctrl-C stops.", flush=True)
-        stop.wait()
+        # A process signal may land on any thread; the handler runs in the main thread only
+        # when it wakes, so wake it often rather than block for good.
+        while not stop.wait(0.2):
+            pass
         print("devstack: stopping", flush=True)
     return 0
 
