@@ -132,8 +132,7 @@ def infrastructure(stack):
     stack.add_env("webhook", SNS_TOPIC_ARN.name, topic.arn)
     stack.add_env("webhook", SNS_EVENTS.name, ",".join(events))
     stack.allow("webhook", ["sns:Publish"], [topic.arn])
-    if stack.kms_key_arn:
-        stack.allow("webhook", ["kms:GenerateDataKey*", "kms:Decrypt"], [stack.kms_key_arn])
+    stack.allow_key("webhook")  # publishing to a topic encrypted with the stack's key
     stack.export("snsTopicArn", topic.arn)
 
 

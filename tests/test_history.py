@@ -74,7 +74,9 @@ def test_rows_expire_after_history_ttl_days(stack, monkeypatch):
 
 def test_the_story_starts_with_the_sent_row_then_the_webhook_events(stack, sendgrid):
     plugins = stack(f"{TYPES},dynamodb,history")
-    sender.handle([stream_record(seed_item("m1", [("alice@example.com", "Alice")]))], plugins)
+    item = seed_item("m1", [("alice@example.com", "Alice")])
+    put_item("TABLE_MAIL_SENDER", item)
+    sender.handle([stream_record(item)], plugins)
     [accepted] = sendgrid.accepted
     events = events_for(accepted)
     post(plugins, list(reversed(events)))

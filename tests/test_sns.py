@@ -9,7 +9,8 @@ import pytest
 from handlers import webhook
 from plugins import sns
 from tests.plugin_infra import KMS_KEY_ARN, run_infrastructure
-from tests.support import proxy_event, sample
+from tests.support import sample
+from tests.webhook_support import Recorder, endpoint  # noqa: F401 (endpoint is a fixture)
 
 
 @pytest.fixture
@@ -126,15 +127,21 @@ def test_registered_as_not_idempotent():
     assert (sink.name, sink.idempotent) == ("sns", False)
 
 
-@pytest.mark.xfail(reason="needs the webhook's dedup (webhook hardening), not landed yet", strict=False)
-def test_the_same_batch_posted_twice_notifies_once(stack, notifications, monkeypatch):
-    """SendGrid re-posts batches; the webhook's dedup must keep the sns sink from seeing a record twice."""
-    plugins = stack("bounce,dropped,dynamodb,sns")
-    monkeypatch.setattr(webhook, "enabled_plugins", lambda: plugins)
-    body = json.dumps([sample("bounce.json"), sample("dropped.json")])
-    for _ in range(2):
-        assert webhook.lambda_handler(proxy_event(body), None)["statusCode"] == 200
+def test_the_same_batch_posted_twice_notifies_once(endpoint, notifications):
+    """SendGrid re-posts batches; the webhook's dedup keeps the sns sink from seeing a record twice."""
+    webhook_ = endpoint("bounce,dropped,dynamodb,sns")
+    events = [sample("bounce.json"), sample("dropped.json")]
+    assert [webhook_.post(events)[0] for _ in range(2)] == [200, 200]
     assert len(notifications()) == 2
+
+
+def test_a_batch_retried_after_another_sink_failed_notifies_once(endpoint, notifications):
+    failing = Recorder(name="flaky", idempotent=True, fail=1)
+    webhook_ = endpoint("bounce,dropped,dynamodb,sns", failing.sink)
+    events = [sample("bounce.json"), sample("dropped.json")]
+    assert [webhook_.post(events)[0] for _ in range(2)] == [503, 200]
+    assert len(failing.seen) == 2
+    assert sorted(json.loads(m["Message"])["event"] for m in notifications()) == ["bounce", "dropped"]
 
 
 def test_infrastructure_makes_an_encrypted_topic_its_subscriptions_env_and_iam():
@@ -151,7 +158,7 @@ def test_infrastructure_makes_an_encrypted_topic_its_subscriptions_env_and_iam()
     assert made.env["webhook"] == {"SNS_TOPIC_ARN": topic_arn, "SNS_EVENTS": "bounce"}
     assert made.statements["webhook"] == [
         {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [topic_arn]},
-        {"Effect": "Allow", "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": [KMS_KEY_ARN]}]
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [KMS_KEY_ARN]}]
     assert made.env["sender"] == {} and made.statements["sender"] == []
     assert made.outputs == {"snsTopicArn": topic_arn}
 
