@@ -1,0 +1,33 @@
+"""The SendGrid API key: read once per cold start, never logged.
+
+In AWS, ``SENDGRID_API_KEY_PARAMETER`` names an SSM SecureString (KMS
+encrypted) that is read with decryption on first use and kept for the life of
+the process; a key rotated in SSM is picked up by the next cold start. Local
+runs set the plaintext ``SENDGRID_API_KEY`` instead. The parameter wins when
+both are set. The value never appears in a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from handlers import env
+
+
+class MissingApiKey(RuntimeError):
+    """Neither variable is set (or the parameter is empty)."""
+
+
+@functools.cache
+def api_key() -> str:
+    parameter = env.SENDGRID_API_KEY_PARAMETER.get()
+    if parameter:
+        import boto3
+
+        value = boto3.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+    else:
+        value = env.SENDGRID_API_KEY.get()
+    if not value or not value.strip():
+        raise MissingApiKey(f"no SendGrid API key: set {env.SENDGRID_API_KEY_PARAMETER.name} (AWS) "
+                            f"or {env.SENDGRID_API_KEY.name} (local runs)")
+    return value.strip()
