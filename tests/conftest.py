@@ -3,7 +3,7 @@ import pytest
 from moto import mock_aws
 
 from devstack.sendgrid import API_KEY, SendGridStandIn
-from handlers import dynamo, manager, sender, tables
+from handlers import api_key, dynamo, manager, tables
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def sendgrid(monkeypatch):
     with SendGridStandIn() as standin:
         monkeypatch.setenv("SENDGRID_API_HOST", standin.url)
         monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
-        sender.sendgrid_client.cache_clear()
+        api_key.api_key.cache_clear()
         yield standin
-    sender.sendgrid_client.cache_clear()
+    api_key.api_key.cache_clear()
 

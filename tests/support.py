@@ -46,6 +46,13 @@ def stream_record(item: dict, event_name: str = "INSERT", old: dict | None = Non
     return record
 
 
+def inserted(*items: dict) -> list[dict]:
+    """Put ``items`` into the mail sender table; their INSERT stream records."""
+    for item in items:
+        put_item("TABLE_MAIL_SENDER", item)
+    return [stream_record(item) for item in items]
+
+
 def seed_item(item_id: str, to: list[tuple[str, str]], subject: str = "Test mail") -> dict:
     """A mail sender item in the seed's format (from / to as JSON strings)."""
     return {

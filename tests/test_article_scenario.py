@@ -4,13 +4,12 @@ import json
 
 from devstack.sendgrid import events_for
 from handlers import sender, webhook
-from tests.support import proxy_event, scan, seed_item, stream_record
+from tests.support import inserted, proxy_event, scan, seed_item
 
 
 def send_items(plugins, *items):
     """Insert (as the stream would deliver it) and send each item."""
-    records = [stream_record(item) for item in items]
-    return sender.handle(records, plugins)
+    return sender.handle(inserted(*items), plugins)
 
 
 def post_events(plugins, events):
