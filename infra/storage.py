@@ -23,6 +23,11 @@ class StorageArgs:
     point_in_time_recovery: bool
 
 
+def key_schema(hash_key: str, range_key: str | None) -> list[aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs]:
+    keys = [(hash_key, "HASH"), (range_key, "RANGE")]
+    return [aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(attribute_name=n, key_type=t) for n, t in keys if n]
+
+
 class Storage(pulumi.ComponentResource):
     kms_key_arn: pulumi.Output[str] | None
     tables: dict[str, aws.dynamodb.Table]
@@ -61,7 +66,7 @@ class Storage(pulumi.ComponentResource):
                         for n in table.key_attributes],
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
-                    name=i.name, hash_key=i.hash_key, range_key=i.range_key, projection_type="ALL")
+                    name=i.name, key_schemas=key_schema(i.hash_key, i.range_key), projection_type="ALL")
                 for i in table.indexes
             ] or None,
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=table.ttl_attribute, enabled=True)

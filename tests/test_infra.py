@@ -297,6 +297,35 @@ def test_a_plugin_adds_resources_a_function_and_a_route(program, inbound_plugin)
     assert made.resolved_exports()["inboundTopic"] == topic.state["arn"]
 
 
+INDEX_PLUGIN = '''
+from handlers.hookspecs import hookimpl
+from handlers.tables import SENDER, Index, Table
+
+@hookimpl
+def register_tables(register):
+    register(Table(name="bounce", indexes=(Index("byAddress", "address", "at"),),
+                   attribute_types={"at": "N"}, access={SENDER: ("dynamodb:Query",)}))
+'''
+
+
+def test_indexes_and_the_grants_on_them(program, tmp_path, monkeypatch):
+    (tmp_path / "plugins_index_test.py").write_text(INDEX_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(manager.BUILTIN_PLUGINS, "byaddress", "plugins_index_test")
+    made = program({"plugins": ["bounce", "dynamodb", "byaddress"]})
+    bounce = made.table("bounce").inputs
+    assert bounce["globalSecondaryIndexes"] == [{
+        "name": "byAddress", "projectionType": "ALL",
+        "keySchemas": [{"attributeName": "address", "keyType": "HASH"}, {"attributeName": "at", "keyType": "RANGE"}],
+    }]
+    assert {(a["name"], a["type"]) for a in bounce["attributes"]} == \
+        {("fullMessageId", "S"), ("address", "S"), ("at", "N")}
+    sender = granted(made.policies(SENDER))
+    assert sender[table_arn("bounce")] == sender[table_arn("bounce") + "/index/*"] == {"dynamodb:Query"}
+    assert made.environment(SENDER)["TABLE_BOUNCE"] == f"{PROJECT}-{STACK}-bounce"
+    sys.modules.pop("plugins_index_test", None)
+
+
 @pytest.mark.parametrize("config, key", [
     ({"sendgridApiKey": None}, "sendgridApiKey"),
     ({"webhookPublicKeys": None}, "webhookPublicKeys"),
