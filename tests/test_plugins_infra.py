@@ -1,0 +1,89 @@
+"""Issue 7's plugins in the real Pulumi program (under mocks): enabled, their resources and grants; disabled, none."""
+
+import json
+
+import pytest
+
+from handlers.tables import SENDER, WEBHOOK
+from tests.infra_program import run_program
+from tests.test_infra import granted, table_arn
+
+TABLE = "aws:dynamodb/table:Table"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+BASE = ["bounce", "dropped", "dynamodb"]
+
+
+@pytest.fixture
+def program(monkeypatch):
+    def run(*plugins, **config):
+        return run_program({"plugins": BASE + list(plugins), **config}, monkeypatch=monkeypatch)
+    return run
+
+
+def test_history_table_env_and_grants_only_when_enabled(program):
+    made = program("delivered", "history", historyTtlDays="30")
+    table = made.table("event_history")
+    assert (table.inputs["hashKey"], table.inputs["rangeKey"]) == ("messageId", "eventKey")
+    assert table.inputs["ttl"] == {"enabled": True, "attributeName": "expiresAt"}
+    for fn in (SENDER, WEBHOOK):
+        assert made.environment(fn)["HISTORY_TTL_DAYS"] == "30"
+        assert made.environment(fn)["TABLE_EVENT_HISTORY"] == table.state["name"]
+        assert granted(made.policies(fn))[table_arn("event_history")] == {"dynamodb:BatchWriteItem"}
+
+    without = program("delivered")
+    assert "event-history" not in {r.name for r in without.of_type(TABLE)}
+    for fn in (SENDER, WEBHOOK):
+        assert not {"HISTORY_TTL_DAYS", "TABLE_EVENT_HISTORY"} & set(without.environment(fn))
+        assert table_arn("event_history") not in granted(without.policies(fn))
+
+
+def test_sns_topic_subscriptions_env_grants_and_output_only_when_enabled(program):
+    made = program("sns", snsEmails=["ops@example.com"], snsEvents=["bounce"])
+    [topic] = made.of_type(TOPIC)
+    [key] = made.of_type("aws:kms/key:Key")
+    assert topic.inputs["kmsMasterKeyId"] == key.state["arn"]
+    [subscription] = made.of_type(SUBSCRIPTION)
+    assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ops@example.com")
+    assert made.environment(WEBHOOK)["SNS_TOPIC_ARN"] == topic.state["arn"]
+    assert made.environment(WEBHOOK)["SNS_EVENTS"] == "bounce"
+    webhook = granted(made.policies(WEBHOOK))
+    assert webhook[topic.state["arn"]] == {"sns:Publish"}
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= webhook[key.state["arn"]]
+    assert topic.state["arn"] not in granted(made.policies(SENDER))
+    assert made.resolved_exports()["snsTopicArn"] == topic.state["arn"]
+
+    without = program(snsEmails=["ops@example.com"])
+    assert without.of_type(TOPIC) == [] and without.of_type(SUBSCRIPTION) == []
+    assert not {"SNS_TOPIC_ARN", "SNS_EVENTS"} & set(without.environment(WEBHOOK))
+    assert "snsTopicArn" not in without.exports
+
+
+def test_sns_topic_uses_the_aws_managed_key_when_the_stack_has_none(program):
+    [topic] = program("sns", kmsKey="aws-owned").of_type(TOPIC)
+    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_suppression_adds_the_address_index_and_the_senders_query_only_when_enabled(program):
+    made = program("suppression")
+    bounce = made.table("bounce")
+    [index] = bounce.inputs["globalSecondaryIndexes"]
+    assert index["name"] == "byAddress" and "address" in json.dumps(index)  # hash key (schema form may vary)
+    assert {"name": "address", "type": "S"} in bounce.inputs["attributes"]
+    sender = granted(made.policies(SENDER))
+    assert sender[table_arn("bounce")] == {"dynamodb:Query"}
+    assert sender[table_arn("bounce") + "/index/*"] == {"dynamodb:Query"}
+    assert made.environment(SENDER)["TABLE_BOUNCE"] == bounce.state["name"]
+
+    without = program()
+    assert "globalSecondaryIndexes" not in without.table("bounce").inputs
+    assert table_arn("bounce") not in granted(without.policies(SENDER))
+    assert "TABLE_BOUNCE" not in without.environment(SENDER)
+
+
+def test_event_types_need_nothing_but_their_name(program):
+    types = ["processed", "deferred", "delivered", "open", "click", "spamreport", "unsubscribe",
+             "group_unsubscribe", "group_resubscribe"]
+    made, base = program(*types), program()
+    assert sorted((r.typ, r.name) for r in made.resources) == sorted((r.typ, r.name) for r in base.resources)
+    assert made.environment(WEBHOOK)["ENABLED_PLUGINS"] == ",".join(BASE + types)
