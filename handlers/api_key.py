@@ -10,16 +10,30 @@ both are set. The value never appears in a log line or an exception message.
 from __future__ import annotations
 
 import functools
+import threading
 
 from handlers import env
+
+_lock = threading.Lock()
 
 
 class MissingApiKey(RuntimeError):
     """Neither variable is set (or the parameter is empty)."""
 
 
-@functools.cache
 def api_key() -> str:
+    """The key. The sender's threads all ask at once on a cold start: one reads, the others wait."""
+    with _lock:
+        return _load()
+
+
+def reset() -> None:
+    """Forget the key, as a new cold start would (tests)."""
+    _load.cache_clear()
+
+
+@functools.cache
+def _load() -> str:
     parameter = env.SENDGRID_API_KEY_PARAMETER.get()
     if parameter:
         import boto3

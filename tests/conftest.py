@@ -38,7 +38,7 @@ def sendgrid(monkeypatch):
     with SendGridStandIn() as standin:
         monkeypatch.setenv("SENDGRID_API_HOST", standin.url)
         monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
-        api_key.api_key.cache_clear()
+        api_key.reset()
         yield standin
-    api_key.api_key.cache_clear()
+    api_key.reset()
 

@@ -87,12 +87,12 @@ def test_connection_refused_is_retried_then_reported(stack, monkeypatch):
     monkeypatch.setenv("SENDGRID_API_HOST", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("SENDGRID_API_KEY", API_KEY)
     monkeypatch.setattr(sendgrid_api, "ATTEMPTS", 3)
-    api_key.api_key.cache_clear()
+    api_key.reset()
     plugins = stack()
     assert len(sender.handle(inserted(alice()), plugins)["batchItemFailures"]) == 1
     item = item_status()
     assert item["status"] == "failed" and "after 3 attempts" in item["error"]
-    api_key.api_key.cache_clear()
+    api_key.reset()
 
 
 def test_told_wait_reads_retry_after_seconds_or_date_and_the_reset_time():
@@ -116,24 +116,29 @@ def test_backoff_grows_with_full_jitter_and_a_cap(monkeypatch):
 def test_api_key_comes_from_ssm_once_per_cold_start_and_is_never_logged(stack, sendgrid, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG, logger="handlers")
     caplog.set_level(logging.INFO)
+    boto3.setup_default_session()
+    reads = []
+    boto3.DEFAULT_SESSION.events.register("before-call.ssm.GetParameter", lambda **_: reads.append(1))
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name="/sendgrid-events/dev/api-key", Value=API_KEY, Type="SecureString")
     monkeypatch.setenv("SENDGRID_API_KEY_PARAMETER", "/sendgrid-events/dev/api-key")
     monkeypatch.delenv("SENDGRID_API_KEY")
-    api_key.api_key.cache_clear()
+    api_key.reset()
     plugins = stack()
     sendgrid.script.append(Scripted(500))
-    assert sender.handle(inserted(alice("m1")), plugins) == {"batchItemFailures": []}
+    batch = inserted(*(alice(f"m{i}") for i in range(10)))  # ten threads want the key at once
+    assert sender.handle(batch, plugins) == {"batchItemFailures": []}
+    assert len(reads) == 1
 
     ssm.delete_parameter(Name="/sendgrid-events/dev/api-key")  # read once: the next batch needs no SSM
-    assert sender.handle(inserted(alice("m2")), plugins) == {"batchItemFailures": []}
-    assert len(sendgrid.accepted) == 2
+    assert sender.handle(inserted(alice("m10")), plugins) == {"batchItemFailures": []}
+    assert len(sendgrid.accepted) == 11 and len(reads) == 1
     assert API_KEY not in caplog.text and "SendGrid 500" in caplog.text
 
 
 def test_without_an_api_key_the_item_fails_with_a_clear_error(stack, sendgrid, monkeypatch):
     monkeypatch.delenv("SENDGRID_API_KEY")
-    api_key.api_key.cache_clear()
+    api_key.reset()
     plugins = stack()
     assert len(sender.handle(inserted(alice()), plugins)["batchItemFailures"]) == 1
     item = item_status()
