@@ -1,4 +1,8 @@
-"""SendGrid Signed Event Webhook verification.
+"""SendGrid request signature verification: the Signed Event Webhook, and Inbound Parse.
+
+Inbound Parse signs with the same scheme and headers when its webhook has a
+security policy with signature verification (``plugins.inbound``); it only
+reads its keys and settings from other variables (``settings(...)``).
 
 SendGrid signs ``timestamp + body`` with ECDSA P-256 / SHA-256 and sends the
 base64 DER signature and the timestamp in two headers. We verify the bytes as
@@ -51,40 +55,49 @@ class Settings:
     allow_unsigned: bool
 
 
-def load_key(text: str):
-    """A verification key as SendGrid shows it (base64 DER SubjectPublicKeyInfo) -> public key."""
+def load_key(text: str, source: str = env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name):
+    """A verification key as SendGrid shows it (base64 DER SubjectPublicKeyInfo) -> public key.
+
+    ``source`` names the variable the key came from, in error messages.
+    """
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     try:
         key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
     except (ValueError, binascii.Error, TypeError) as exc:
-        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name}: a key is not base64 DER "
+        raise ConfigurationError(f"{source}: a key is not base64 DER "
                                  f"({type(exc).__name__})") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name}: a key is not an ECDSA P-256 key")
+        raise ConfigurationError(f"{source}: a key is not an ECDSA P-256 key")
     return key
 
 
 @functools.lru_cache(maxsize=8)
-def parse_settings(keys: str | None, max_age: str | None, allow_unsigned: str | None) -> Settings:
+def parse_settings(keys: str | None, max_age: str | None, allow_unsigned: str | None,
+                   keys_var: str = env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name,
+                   max_age_var: str = env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name) -> Settings:
+    """Settings from the variables' values (``*_var``: their names, for error messages)."""
     try:
         age = int(max_age or 0)
     except ValueError:
-        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name} is not an integer") from None
+        raise ConfigurationError(f"{max_age_var} is not an integer") from None
     if age < 0:
-        raise ConfigurationError(f"{env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name} is negative")
+        raise ConfigurationError(f"{max_age_var} is negative")
     return Settings(
-        keys=tuple(load_key(k) for k in (keys or "").split(",") if k.strip()),
+        keys=tuple(load_key(k, keys_var) for k in (keys or "").split(",") if k.strip()),
         max_age=age,
         allow_unsigned=(allow_unsigned or "").strip().lower() in _TRUE,
     )
 
 
-def settings() -> Settings:
-    """The settings in the environment (keys are parsed once per distinct value)."""
-    return parse_settings(env.SENDGRID_WEBHOOK_PUBLIC_KEYS.get(), env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.get(),
-                          env.SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE.get())
+def settings(keys: env.Var = env.SENDGRID_WEBHOOK_PUBLIC_KEYS, max_age: env.Var = env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
+             allow_unsigned: env.Var = env.SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE) -> Settings:
+    """The settings in the environment (keys are parsed once per distinct value).
+
+    The Event Webhook's variables by default; another receiver (Inbound Parse) passes its own.
+    """
+    return parse_settings(keys.get(), max_age.get(), allow_unsigned.get(), keys.name, max_age.name)
 
 
 def header(headers: Mapping | None, name: str) -> str | None:
