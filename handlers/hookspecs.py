@@ -73,11 +73,13 @@ def register_tables(register):
 def before_send(mail):
     """Inspect a mail before the sender hands it to SendGrid.
 
-    ``mail`` is a ``handlers.mail.Mail``. Call ``mail.drop(address, reason)``
-    to remove a recipient or ``mail.veto(reason)`` to stop the whole mail. The
-    sender writes who was dropped and why (or the veto) on the mail sender
-    item; a mail left with no recipient is ``rejected``. Raising is a
-    transient failure: the record is retried.
+    ``mail`` is a ``handlers.mail.Mail``; ``mail.recipients`` lists every
+    address still to be sent to (to, cc and bcc). Call ``mail.drop(address,
+    reason)`` to remove a recipient (from to, cc and bcc) or
+    ``mail.veto(reason)`` to stop the whole mail. The sender writes who was
+    dropped and why (``suppressed``) or the veto (``error``) on the mail sender
+    item; a mail left with no ``to`` recipient is ``rejected``. Raising is a
+    transient failure: the item is marked ``failed`` and the record retried.
     """
 
 
