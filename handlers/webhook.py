@@ -57,15 +57,15 @@ def response(status: int, body: dict) -> dict:
     }
 
 
-def raw_body(event: dict) -> bytes:
-    """The request body exactly as received (API Gateway base64-encodes binary bodies)."""
+def raw_body(event: dict, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body exactly as received (API Gateway base64-encodes binary bodies), at most ``limit`` bytes."""
     body = event.get("body")
     if body is None:
         return b""
     if not isinstance(body, str):
         raise BadRequest("body is not text")
-    if len(body) > 2 * MAX_BODY_BYTES:
-        raise TooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
+    if len(body) > 2 * limit:
+        raise TooLarge(f"body is larger than {limit} bytes")
     if event.get("isBase64Encoded"):
         try:
             raw = base64.b64decode(body, validate=True)
@@ -76,8 +76,8 @@ def raw_body(event: dict) -> bytes:
             raw = body.encode("utf-8")
         except UnicodeEncodeError:
             raise BadRequest("body is not UTF-8") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise TooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
+    if len(raw) > limit:
+        raise TooLarge(f"body is larger than {limit} bytes")
     return raw
 
 
