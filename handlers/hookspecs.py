@@ -114,3 +114,18 @@ def local_infrastructure(local):
     local stack) and ``local.add_env(function, name, value)``. Tables need no
     code here: they come from ``register_tables``.
     """
+
+
+@hookspec
+def inbound_mail(mail):
+    """Act on a mail SendGrid Inbound Parse posted, once it is stored (``inbound`` plugin).
+
+    ``mail`` is a ``plugins.inbound_handler.StoredMail``: the S3 ``bucket`` and
+    ``key`` it is stored under, the request ``body`` exactly as received (a
+    multipart form; ``mail.form()`` parses it) and its ``content_type``,
+    ``received_at`` (UTC) and whether it was ``signed``. Called in the inbound
+    function, after the object is stored. Like a sink, raising means "not
+    handled": the request is answered 5xx and SendGrid posts the mail again,
+    which is stored as a new object and handed to every implementation again,
+    so an implementation must make a repeat harmless.
+    """
