@@ -1,0 +1,76 @@
+"""Every hook in hookspecs.py: implemented by a built-in plugin, exercised here, documented in the README."""
+
+import inspect
+import re
+import types
+from pathlib import Path
+
+import boto3
+import pytest
+
+from handlers import hookspecs, manager, sender
+from handlers.tables import CORE_TABLES
+from tests.plugin_infra import run_infrastructure
+from tests.support import put_item, seed_item, stream_record
+
+HOOKS = sorted(name for name, f in vars(hookspecs).items()
+               if inspect.isfunction(f) and hasattr(f, f"{hookspecs.PROJECT}_spec"))
+REGISTRATION = {"register_event_types", "register_sinks", "register_tables"}
+ALL = sorted(manager.BUILTIN_PLUGINS)
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_hook_list_is_what_the_specs_declare():
+    assert REGISTRATION <= set(HOOKS) and len(HOOKS) >= 7
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_each_hook_is_implemented_by_a_builtin_plugin(hook):
+    plugins = manager.build(ALL)
+    assert getattr(plugins.hook, hook).get_hookimpls(), f"no built-in plugin implements {hook}"
+
+
+@pytest.fixture
+def called(monkeypatch):
+    """Names of the hooks called on any plugin manager built during the test."""
+    names = set()
+    build = manager.build
+
+    def monitored(*args, **kwargs):
+        plugins = build(*args, **kwargs)
+        plugins.pm.add_hookcall_monitoring(lambda hook_name, impls, kw: names.add(hook_name),
+                                           lambda outcome, hook_name, impls, kw: None)
+        return plugins
+
+    monkeypatch.setattr(manager, "build", monitored)
+    return names
+
+
+def test_every_hook_is_exercised_with_every_builtin_enabled(stack, sendgrid, called, monkeypatch):
+    plugins = stack(ALL)  # registration hooks run here
+    for hook, registrants in (("register_event_types", {t.plugin for t in plugins.event_types.values()}),
+                              ("register_sinks", {s.plugin for s in plugins.sinks})):
+        assert {i.plugin_name for i in getattr(plugins.hook, hook).get_hookimpls()} == registrants
+    assert set(plugins.tables) - {t.name for t in CORE_TABLES} == {"bounce", "event_history"}
+
+    item = seed_item("hooks", [("someone@example.com", "Someone")])
+    put_item("TABLE_MAIL_SENDER", item)
+    assert sender.handle([stream_record(item)], plugins) == {"batchItemFailures": []}  # before/after_send
+
+    assert run_infrastructure(ALL).outputs["snsTopicArn"]  # infrastructure
+
+    env = {}
+    local = types.SimpleNamespace(client=boto3.client, name=lambda suffix: f"hooks-{suffix}",
+                                  add_env=lambda fn, name, value: env.setdefault(fn, {}).__setitem__(name, value))
+    manager.build(ALL).hook.local_infrastructure(local=local)
+    assert env["webhook"]["SNS_TOPIC_ARN"]
+
+    assert called == set(HOOKS) - REGISTRATION  # (registration hooks are called impl by impl, above)
+
+
+def test_every_hook_is_documented_in_the_readme_plugin_guide():
+    text = README.read_text()
+    guide = re.search(r"^### Writing a plugin\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert guide, "README has no '### Writing a plugin' section"
+    missing = [hook for hook in HOOKS if f"`{hook}(" not in guide.group(1)]
+    assert not missing, f"README's plugin guide does not document {missing}"
