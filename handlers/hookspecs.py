@@ -51,7 +51,9 @@ def register_sinks(register):
     SendGrid posts the batch again, so ``write`` must make a repeated write of
     the same record harmless. A sink that cannot (a notification) registers with
     ``idempotent=False``; the core then hands it only records it has claimed
-    for that sink, so no record reaches it twice.
+    for that sink, so no record reaches it twice; if it stored only some,
+    it raises ``handlers.delivery.PartiallyWritten(stored_event_ids)`` and
+    only the others are offered again.
     """
 
 
