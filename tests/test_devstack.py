@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -110,17 +111,26 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
         assert env["AWS_ENDPOINT_URL"] == state["aws_endpoint_url"]
         assert all(os.environ[k] == v for k, v in env.items())  # what the in-process handlers see
 
-    # The webhook URL takes a batch signed with the state's private key.
+    # The webhook URL takes a batch signed with the state's private key, and only that.
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     key = WebhookKey(load_pem_private_key(state["webhook_private_key_pem"].encode(), None))
     assert key.public_key_b64 == state["webhook_public_key"]
     body = batch_body([{"event": "bounce", "email": "x@bounce.test", "timestamp": 1700000000,
                         "sg_event_id": "hand-made-1", "sg_message_id": "nosuchmessage.filter0001"}])
-    request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **key.headers(body)})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 200
+
+    def post(headers):
+        request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
+                                         headers={"Content-Type": "application/json", **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert post({}) == post(WebhookKey().headers(body)) == 403
+    assert stack.scan("bounce") == []
+    assert post(key.headers(body)) == 200
     [row] = stack.scan("bounce")
     assert row["matched"] is False and row["toEmail"] == "x@bounce.test"
 
