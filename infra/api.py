@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 STAGE = "v1"
+BINARY_MEDIA_TYPES = ["multipart/form-data"]
 
 
 @dataclass
@@ -41,6 +42,8 @@ class WebhookApi(pulumi.ComponentResource):
         self.rest_api = aws.apigateway.RestApi(
             name, description="SendGrid Event Webhook receiver",
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            # Forms (Inbound Parse) reach Lambda base64-encoded, byte for byte; JSON stays text.
+            binary_media_types=BINARY_MEDIA_TYPES,
             opts=child)
         parts = [self._route(route) for route in args.routes]
         deployment = aws.apigateway.Deployment(
