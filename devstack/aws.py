@@ -70,6 +70,12 @@ class Local:
     """Logical table name -> table name in this stack."""
     prefix: str = PREFIX
     env: dict[str, dict[str, str]] = field(default_factory=lambda: {f: {} for f in FUNCTIONS})
+    public_key: str = ""
+    """The SendGrid stand-in's verification key (base64 DER): what a local receiver of its posts verifies."""
+    functions: dict[str, str] = field(default_factory=dict)
+    """Functions plugins added (``add_function``): name -> handler."""
+    routes: list[str] = field(default_factory=list)
+    """Functions served over HTTP (``add_route``), each behind its own front."""
 
     @property
     def region(self) -> str:
@@ -84,7 +90,20 @@ class Local:
         return f"{self.prefix}-{suffix}"
 
     def add_env(self, function: str, name: str, value: str) -> None:
-        """Set an environment variable on ``function`` ("sender" or "webhook")."""
+        """Set an environment variable on ``function`` ("sender", "webhook" or an added one)."""
         if function not in self.env:
-            raise ValueError(f"unknown function {function!r}; the functions are {', '.join(FUNCTIONS)}")
+            raise ValueError(f"unknown function {function!r}; the functions are {', '.join(self.env)}")
         self.env[function][name] = str(value)
+
+    def add_function(self, name: str, handler: str) -> None:
+        """Run another function (``handler``: ``module.function``) in the local stack, as ``stack.add_function``."""
+        if name in self.env:
+            raise ValueError(f"function {name!r} exists already")
+        self.functions[name] = handler
+        self.env[name] = {}
+
+    def add_route(self, function: str) -> None:
+        """Serve ``function`` over HTTP: API Gateway's REST proxy at a random path (state ``urls``)."""
+        if function not in self.functions:
+            raise ValueError(f"{function!r} is not a function added with add_function")
+        self.routes.append(function)

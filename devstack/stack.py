@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from devstack.aws import FUNCTIONS, Local, LocalAWS
+from devstack.aws import Local, LocalAWS
 from devstack.eventwebhook import EventPoster, WebhookKey
 from devstack.front import WebhookFront
 from devstack.lambdas import Function, process_env
@@ -85,7 +85,8 @@ class Stack:
         started = time.monotonic()
         self.aws = self._started(LocalAWS())
         ddb = self.aws.client("dynamodb")
-        self.local = Local(self.aws, tables={})
+        self.key = WebhookKey()
+        self.local = Local(self.aws, tables={}, public_key=self.key.public_key_b64)
         names = self.local.tables
         tables_env = create_tables(ddb, self.plugins.tables.values(),
                                    name_of=lambda t: names.setdefault(t.name, self.local.name(t.name)))
@@ -96,16 +97,18 @@ class Stack:
         failures_queue = sqs.create_queue(QueueName=self.local.name("sender-failures"))["QueueUrl"]
         self.plugins.hook.local_infrastructure(local=self.local)
 
-        self.key = WebhookKey()
         self.poster = EventPoster(self.key, delay=opts.webhook_delay, retry_delay=opts.webhook_retry_delay)
         self.sendgrid = self._started(SendGridStandIn(on_accept=self.poster.accept))
-        self.functions = {name: Function(name, handler) for name, handler in HANDLERS.items()}
+        self.functions = {name: Function(name, handler)
+                          for name, handler in {**HANDLERS, **self.local.functions}.items()}
         self.front = self._started(WebhookFront(self.functions[WEBHOOK]))
+        self.fronts = {fn: self._started(WebhookFront(self.functions[fn])) for fn in self.local.routes}
         values = {"ENABLED_PLUGINS": ",".join(self.plugins.names), "SENDGRID_API_HOST": self.sendgrid.url,
                   "SENDGRID_API_KEY": self.sendgrid.api_key, "SENDGRID_WEBHOOK_PUBLIC_KEYS": self.key.public_key_b64,
                   "SENDGRID_EVENTS_STACK": STACK_NAME}
         for name, function in self.functions.items():
-            function.env = {**self.aws.env, **{v.name: values[v.name] for v in ENV_VARS[name] if v.name in values},
+            reads = ENV_VARS.get(name, (env.ENABLED_PLUGINS,))  # a plugin's function: its own vars come from its hook
+            function.env = {**self.aws.env, **{v.name: values[v.name] for v in reads if v.name in values},
                             **self.local.env[name]}
         self._exit.callback(process_env(self.functions.values()))
         self.poster.url = self.front.url
@@ -127,11 +130,12 @@ class Stack:
             "streams": {MAIL_SENDER.name: stream_arn},
             "queues": {"sender_failures": failures_queue},
             "webhook_url": self.front.url,
+            "urls": {fn: front.url for fn, front in self.fronts.items()},
             "sendgrid_api_host": self.sendgrid.url,
             "sendgrid_api_key": self.sendgrid.api_key,
             "webhook_public_key": self.key.public_key_b64,
             "webhook_private_key_pem": self.key.private_key_pem,
-            "env": {name: dict(self.functions[name].env) for name in FUNCTIONS},
+            "env": {name: dict(function.env) for name, function in self.functions.items()},
         }
         if opts.state_path:
             write_state(Path(opts.state_path), self.state)
