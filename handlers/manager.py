@@ -35,6 +35,8 @@ BUILTIN_PLUGINS = {
     "history": "plugins.history",
     "sns": "plugins.sns",
     "suppression": "plugins.suppression",
+    "inbound": "plugins.inbound",
+    "inbound_log": "plugins.inbound_log",
 }
 DEFAULT_PLUGINS = ("bounce", "dropped", "dynamodb")
 ENTRY_POINT_GROUP = hookspecs.PROJECT

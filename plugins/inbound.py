@@ -1,0 +1,121 @@
+"""Plugin ``inbound``: SendGrid Inbound Parse into a private S3 bucket (the seed's ``testMailReceiver``).
+
+SendGrid posts every mail received on a parse hostname to a URL; here that is
+a POST route under its own long random path on the stack's REST API, backed by
+the ``inbound`` function (``plugins.inbound_handler``), which stores the
+request body as received in the bucket and then calls the enabled plugins'
+``inbound_mail`` hook (``inbound_log`` is an example).
+
+Protection: the secret path, a size limit, and the ECDSA signature of an
+Inbound Parse security policy, verified by ``handlers.signature`` (the Event
+Webhook's verifier) against the policy's public key(s) (config
+``inboundPublicKeys``). Without a key the function refuses every request,
+unless ``allowUnsignedInbound`` is true.
+
+The bucket: private (public access blocked, ACLs off, TLS only), encrypted
+with the stack's KMS key (SSE-KMS, bucket key) or SSE-S3, objects expired
+after ``inboundExpireDays`` (0: kept). The function may only put objects in it.
+"""
+
+from __future__ import annotations
+
+from handlers.env import ENABLED_PLUGINS, Var
+from handlers.hookspecs import hookimpl
+
+INBOUND_BUCKET = Var("INBOUND_BUCKET", "The S3 bucket the inbound function stores Inbound Parse requests in.")
+INBOUND_PUBLIC_KEYS = Var(
+    "INBOUND_PUBLIC_KEYS",
+    "Comma-separated public keys of the Inbound Parse security policies (base64 DER); a request signed by "
+    "any one of them is accepted.",
+)
+INBOUND_MAX_AGE_SECONDS = Var(
+    "INBOUND_MAX_AGE_SECONDS",
+    "Oldest Inbound Parse signature timestamp accepted, in seconds (0 = no age check); SendGrid retries "
+    "for 3 days.", "345600",
+)
+INBOUND_ALLOW_UNSIGNED_INSECURE = Var(
+    "INBOUND_ALLOW_UNSIGNED_INSECURE",
+    "'true' accepts unsigned Inbound Parse posts when no public key is set (the secret path is then all).",
+)
+
+FUNCTION = "inbound"
+HANDLER = "plugins.inbound_handler.lambda_handler"
+PATH_LENGTH = 48
+
+
+@hookimpl
+def infrastructure(stack):
+    import json
+
+    import pulumi
+    import pulumi_aws as aws
+    import pulumi_random as random
+
+    from handlers.manager import DEFAULT_PLUGINS
+    from infra.config import ConfigError, check_public_key, integer
+
+    keys = stack.config.get_object("inboundPublicKeys") or []
+    try:
+        keys = [check_public_key(k) for k in keys if k.strip()]
+    except ValueError as exc:
+        raise ConfigError("inboundPublicKeys", str(exc)) from None
+    allow_unsigned = stack.config.get_bool("allowUnsignedInbound") or False
+    max_age = integer(stack.config, "inboundMaxAgeSeconds", int(INBOUND_MAX_AGE_SECONDS.default))
+    expire_days = integer(stack.config, "inboundExpireDays", 0)
+    if not keys and not allow_unsigned:
+        pulumi.log.warn("inbound: no inboundPublicKeys: the inbound function refuses every request until "
+                        "an Inbound Parse security policy's public key is configured")
+
+    s3 = aws.s3
+    bucket = s3.Bucket("inbound-mail", bucket_prefix=f"{stack.prefix}-inbound-".lower()[:37],
+                       opts=stack.child_opts())
+    access = s3.BucketPublicAccessBlock("inbound-mail-public-access", bucket=bucket.id, block_public_acls=True,
+                                        block_public_policy=True, ignore_public_acls=True,
+                                        restrict_public_buckets=True, opts=stack.child_opts())
+    s3.BucketOwnershipControls("inbound-mail-ownership", bucket=bucket.id, rule=s3.BucketOwnershipControlsRuleArgs(
+        object_ownership="BucketOwnerEnforced"), opts=stack.child_opts())
+    default = (s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+        sse_algorithm="aws:kms", kms_master_key_id=stack.kms_key_arn) if stack.kms_key_arn is not None else
+        s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(sse_algorithm="AES256"))
+    s3.BucketServerSideEncryptionConfiguration("inbound-mail-encryption", bucket=bucket.id, rules=[
+        s3.BucketServerSideEncryptionConfigurationRuleArgs(apply_server_side_encryption_by_default=default,
+                                                           bucket_key_enabled=True)], opts=stack.child_opts())
+    s3.BucketPolicy("inbound-mail-tls-only", bucket=bucket.id, policy=bucket.arn.apply(lambda arn: json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                       "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}],
+    })), opts=stack.child_opts(depends_on=[access]))
+    if expire_days:
+        s3.BucketLifecycleConfiguration("inbound-mail-expiry", bucket=bucket.id, rules=[
+            s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-inbound-mail", status="Enabled", filter=s3.BucketLifecycleConfigurationRuleFilterArgs(),
+                expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days))],
+            opts=stack.child_opts())
+
+    stack.add_function(FUNCTION, HANDLER, timeout=29, memory=512,
+                       description="Stores SendGrid Inbound Parse posts in S3")
+    stack.add_env(FUNCTION, INBOUND_BUCKET.name, bucket.id)  # a bucket's id is its name
+    stack.add_env(FUNCTION, INBOUND_PUBLIC_KEYS.name, ",".join(keys))
+    stack.add_env(FUNCTION, INBOUND_MAX_AGE_SECONDS.name, str(max_age))
+    stack.add_env(FUNCTION, INBOUND_ALLOW_UNSIGNED_INSECURE.name, "true" if allow_unsigned else "false")
+    enabled = stack.env["webhook"].get(ENABLED_PLUGINS.name)  # the stack's plugins, for inbound_mail hooks
+    if enabled is None:
+        enabled = ",".join(stack.config.get_object("plugins") or DEFAULT_PLUGINS)
+    stack.add_env(FUNCTION, ENABLED_PLUGINS.name, enabled)
+    stack.allow(FUNCTION, ["s3:PutObject"], [bucket.arn.apply(lambda arn: f"{arn}/*")])
+    stack.allow_key(FUNCTION, ("kms:GenerateDataKey",))  # SSE-KMS on put
+
+    path = random.RandomString("inbound-path", length=PATH_LENGTH, special=False, upper=False,
+                               opts=stack.child_opts())
+    stack.add_route(FUNCTION, path.result)
+    stack.export("inboundBucket", bucket.id)
+
+
+@hookimpl
+def local_infrastructure(local):
+    bucket = local.name("inbound")
+    local.client("s3").create_bucket(Bucket=bucket)
+    local.add_function(FUNCTION, HANDLER)
+    local.add_env(FUNCTION, INBOUND_BUCKET.name, bucket)
+    local.add_env(FUNCTION, INBOUND_PUBLIC_KEYS.name, local.public_key)  # the SendGrid stand-in signs
+    local.add_route(FUNCTION)
