@@ -47,7 +47,11 @@ def up(args) -> int:
 def demo(args) -> int:
     from devstack.demo import run
 
-    return 0 if run(Options(state_path=None, webhook_delay=args.webhook_delay)) else 1
+    try:
+        return 0 if run(Options(state_path=None, webhook_delay=args.webhook_delay)) else 1
+    except TimeoutError as exc:
+        print(f"\nResult: FAILED. {exc}", file=sys.stderr)
+        return 1
 
 
 def env(args) -> int:

@@ -44,6 +44,14 @@ def test_demo_runs_both_article_scenarios_and_prints_the_tables():
     assert bounce_table.count("nobody@bounce.test") == 1 and "alice@example.com" not in bounce_table
 
 
+def test_demo_fails_when_the_bounce_does_not_arrive():
+    lines = []
+    without_bounce_type = demo.Options(plugins="dropped,dynamodb", state_path=None, webhook_delay=0.05)
+    assert demo.run(without_bounce_type, out=lines.append) is False
+    assert "  [FAIL] bounce rows for it: ['nobody@bounce.test']" in lines
+    assert "FAILED" in lines[-1]
+
+
 def test_blocked_dropped_and_deferred_addresses(local_stack):
     stack = local_stack()
     stack.insert(item("m1", "ok@example.com", "b@blocked.test", "d@dropped.test", "late@deferred.test"))
