@@ -73,6 +73,20 @@ def build_the_local_stack(stack, monkeypatch):
     assert local.env["webhook"]
 
 
+def receive_a_mail(stack, monkeypatch):
+    from plugins import inbound_handler
+    from tests.test_inbound import raw_mail, request
+
+    stack(ALL)
+    boto3.client("s3").create_bucket(Bucket="hooks-inbound")
+    monkeypatch.setenv("INBOUND_BUCKET", "hooks-inbound")
+    monkeypatch.setenv("INBOUND_ALLOW_UNSIGNED_INSECURE", "true")
+    monkeypatch.delenv("INBOUND_PUBLIC_KEYS", raising=False)
+    inbound_handler.client.cache_clear()
+    answer = inbound_handler.handle(request(*raw_mail(), signed=False), plugins=lambda: manager.build(ALL))
+    assert answer["statusCode"] == 200
+
+
 # Each non-registration hook -> a scenario (every built-in enabled) that must call it.
 # A new hook needs a line here, a built-in implementing it, and a row in the README's guide.
 EXERCISE = {
@@ -80,6 +94,7 @@ EXERCISE = {
     "after_send": send_a_mail,
     "infrastructure": build_the_stack,
     "local_infrastructure": build_the_local_stack,
+    "inbound_mail": receive_a_mail,
 }
 
 
