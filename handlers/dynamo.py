@@ -160,3 +160,20 @@ def put_unless(table: str, items: Iterable[dict], key_name: str, condition: str,
         if pending:
             raise IncompleteBatch(f"TransactWriteItems on {table}: items still unwritten after {ATTEMPTS} attempts")
     return refused
+
+
+def query_each(table: str, index: str, key_name: str, values: Iterable[str], *, dynamodb=None) -> dict[str, list[dict]]:
+    """Items of ``table`` whose string ``key_name`` equals each value, through ``index``.
+
+    One Query per distinct value (DynamoDB has no batched Query): callers bound
+    how many values they pass.
+    """
+    dynamodb = dynamodb or client()
+    found: dict[str, list[dict]] = {}
+    for value in dict.fromkeys(v for v in values if v):
+        response = dynamodb.query(
+            TableName=table, IndexName=index, KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": key_name}, ExpressionAttributeValues={":v": {"S": value}},
+        )
+        found[value] = [deserialize(i) for i in response.get("Items", [])]
+    return found

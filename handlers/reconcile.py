@@ -32,6 +32,7 @@ from typing import Callable, Mapping
 from handlers.manager import EventType
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
+MAX_MAIL_ID_LOOKUPS = 25
 # Fields that become (parts of) DynamoDB keys: strings, short enough for a key.
 ID_FIELDS = ("sg_event_id", "sg_message_id")
 MAX_ID_BYTES = 1000
@@ -118,21 +119,24 @@ def _address(value) -> dict:
     return {}
 
 
+def _recipient(sent: Mapping, email: str) -> dict | None:
+    """The to/cc/bcc entry of a sent-log item for ``email`` (case-insensitive)."""
+    email = email.lower()
+    for name in RECIPIENT_FIELDS:
+        for entry in _json_value(sent.get(name)) or []:
+            entry = _address(entry)
+            if str(entry.get("email", "")).lower() == email:
+                return entry
+    return None
+
+
 def sent_log_fields(sent: Mapping | None, email: str) -> dict:
     """The seed's fields for ``email`` from its sent-log item (all None when absent)."""
     if not sent:
         return {"fromEmail": None, "fromName": None, "toEmail": None, "toName": None,
                 "subject": None, "mailId": None}
     sender = _address(sent.get("from"))
-    recipient = {}
-    for name in RECIPIENT_FIELDS:
-        for entry in _json_value(sent.get(name)) or []:
-            entry = _address(entry)
-            if str(entry.get("email", "")).lower() == email.lower():
-                recipient = entry
-                break
-        if recipient:
-            break
+    recipient = _recipient(sent, email) or {}
     return {
         "fromEmail": sender.get("email"),
         "fromName": sender.get("name"),
@@ -144,11 +148,16 @@ def sent_log_fields(sent: Mapping | None, email: str) -> dict:
 
 
 def reconcile(events: list, event_types: Mapping[str, EventType],
-              lookup: Callable[[list[str]], Mapping[str, dict]]) -> Outcome:
+              lookup: Callable[[list[str]], Mapping[str, dict]],
+              lookup_by_mail_id: Callable[[list[str]], Mapping[str, list[dict]]] | None = None) -> Outcome:
     """Turn a batch of SendGrid events into records.
 
     ``lookup(message_ids)`` returns the sent-log items found, by message id;
-    it is called once for the whole batch. Events that cannot be processed
+    it is called once for the whole batch. Events it leaves unmatched that
+    carry the sender's ``mailId`` custom arg are looked up once more with
+    ``lookup_by_mail_id(mail_ids)`` (sent-log items by mail id; at most
+    ``MAX_MAIL_ID_LOOKUPS`` distinct ids a batch, since each costs a query;
+    the rest stay orphans). Events that cannot be processed
     become rejects (with their raw JSON); events of a type no plugin enabled
     are counted in ``ignored``.
     """
@@ -164,19 +173,35 @@ def reconcile(events: list, event_types: Mapping[str, EventType],
             accepted.append(event)
 
     sent_log = lookup([m for m in (message_id(e.get("sg_message_id")) for e in accepted) if m])
+    by_mail_id: Mapping[str, list[dict]] = {}
+    if lookup_by_mail_id:
+        wanted = dict.fromkeys(e["mailId"] for e in accepted if isinstance(e.get("mailId"), str) and e["mailId"]
+                               and message_id(e.get("sg_message_id")) not in sent_log)
+        if wanted:
+            by_mail_id = lookup_by_mail_id(list(wanted)[:MAX_MAIL_ID_LOOKUPS])
 
     for event in accepted:
         try:
-            outcome.records.append(build_record(event, event_types[event["event"]], sent_log))
+            outcome.records.append(build_record(event, event_types[event["event"]], sent_log, by_mail_id))
         except Exception as exc:  # a plugin's fields() failed on this event
             outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}: {exc}"))
     return outcome
 
 
-def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict]) -> dict:
+def by_mail_id(event: dict, sent_log_by_mail_id: Mapping[str, list[dict]]) -> dict | None:
+    """The sent-log row of the event's ``mailId`` custom arg that went to its address (or any)."""
+    rows = sent_log_by_mail_id.get(event.get("mailId")) or []
+    return next((row for row in rows if _recipient(row, event["email"])), rows[0] if rows else None)
+
+
+def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict],
+                 sent_log_by_mail_id: Mapping[str, list[dict]] | None = None) -> dict:
     eid = event_id(event)
     mid = message_id(event.get("sg_message_id"))
     sent = sent_log.get(mid) if mid else None
+    if sent is None and sent_log_by_mail_id:
+        sent = by_mail_id(event, sent_log_by_mail_id)
+        mid = mid or (sent or {}).get("messageId")
     record = {
         "eventId": eid,
         "sgEventId": event.get("sg_event_id"),

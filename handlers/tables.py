@@ -84,7 +84,10 @@ SENT_LOG = Table(
     name="sent_log",
     hash_key="messageId",
     ttl_attribute="expiresAt",
-    access={SENDER: ("dynamodb:PutItem",), WEBHOOK: ("dynamodb:BatchGetItem",)},
+    # mailId (the item id, also sent as a custom arg): the fallback when an
+    # event's sg_message_id is missing or finds nothing.
+    indexes=(Index("mailId", "mailId"),),
+    access={SENDER: ("dynamodb:PutItem",), WEBHOOK: ("dynamodb:BatchGetItem", "dynamodb:Query")},
 )
 
 # What the webhook has done with each event, so a re-posted event changes nothing:

@@ -147,6 +147,11 @@ def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
     return dynamo.batch_get(os.environ[SENT_LOG.env_var], SENT_LOG.hash_key, message_ids)
 
 
+def lookup_sent_log_by_mail_id(mail_ids: list[str]) -> dict[str, list[dict]]:
+    [index] = SENT_LOG.indexes
+    return dynamo.query_each(os.environ[SENT_LOG.env_var], index.name, index.hash_key, mail_ids)
+
+
 def receive(body: bytes, plugins: Plugins) -> dict:
     """Process one verified webhook batch; returns the counts (raises when it could not store it)."""
     events = parse_batch(body)
@@ -157,7 +162,7 @@ def receive(body: bytes, plugins: Plugins) -> dict:
             rejects.append(reject(event, reason))
         else:
             storable.append(event)
-    outcome = reconcile(storable, plugins.event_types, lookup_sent_log)
+    outcome = reconcile(storable, plugins.event_types, lookup_sent_log, lookup_sent_log_by_mail_id)
     rejects += outcome.rejects
     if rejects:
         dynamo.batch_put(os.environ[REJECTS.env_var], [reject_row(r) for r in rejects], (REJECTS.hash_key,))
