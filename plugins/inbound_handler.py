@@ -4,8 +4,9 @@ A request goes through: its size and body (API Gateway base64-encodes a
 multipart body; ``handlers.webhook.raw_body`` decodes it), its signature
 (``handlers.signature``, with the ``INBOUND_*`` settings), then S3: the body
 exactly as received, under ``<YYYY>/<MM>/<DD>/<HHMMSS>.<mmm>Z-<request id>``
-(the request's time, UTC, and API Gateway's request id), with its
-``Content-Type`` (the form's boundary) and whether it was signed. Then the
+(the request's time, UTC, and API Gateway's request id), with metadata
+``form-content-type`` (the request's Content-Type: the form's boundary) and
+``signed``. Then the
 enabled plugins' ``inbound_mail`` hook. What it answers (SendGrid posts again
 after a 5xx, for up to 3 days, and drops the mail after a 4xx):
 
@@ -47,6 +48,9 @@ log.setLevel(logging.INFO)
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _NOT_ID = re.compile(r"[^A-Za-z0-9-]")
 _CONTENT_TYPE = re.compile(r"^[\x20-\x7e]{1,1024}$")
+# The request's Content-Type (the form's boundary) goes in the metadata: moto's server (the local
+# stack) parses a PUT whose Content-Type is multipart/form-data as a form and stores something else.
+OBJECT_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,9 @@ def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
     try:
         bucket = os.environ[INBOUND_BUCKET.name]
         client().put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+            Bucket=bucket, Key=key, Body=body, ContentType=OBJECT_CONTENT_TYPE,
             ContentMD5=base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
-            Metadata={"signed": "true" if signed else "false"})
+            Metadata={"form-content-type": content_type, "signed": "true" if signed else "false"})
     except Exception as exc:  # S3, a missing setting: not stored, SendGrid posts it again
         return _failed("stored", exc)
     mail = StoredMail(bucket, key, body, content_type, at, signed)
