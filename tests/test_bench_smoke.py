@@ -1,0 +1,49 @@
+"""The benchmarks still run: each figure on a tiny input (``python -m bench --quick``).
+
+The benchmarks themselves are not tests (slow, noisy); this only checks that
+every script runs end to end and that its baseline did the same work as the
+project (each script raises when the counts disagree).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import cold_start, webhook_batch
+from bench.__main__ import FIGURES, main
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_every_figure_runs_on_a_tiny_input(capsys):
+    assert main(["--quick", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    for figure in ("webhook batch", "signature", "sender", "cold start", "package size", "devstack run"):
+        assert f"| {figure} |" in out, out
+    assert len(FIGURES) == 5
+
+
+def test_batch_mix_shares_message_ids_and_is_fresh_per_tag():
+    batch = webhook_batch.Batch(100)
+    first, again = batch.events("a"), batch.events("b")
+    assert len({e["sg_message_id"] for e in first}) == 50  # half of the events share a message id
+    assert {e["sg_event_id"] for e in first}.isdisjoint(e["sg_event_id"] for e in again)
+    assert [e["event"] for e in first] == [e["event"] for e in again]
+    assert batch.stored == sum(e["event"] in webhook_batch.STORED for e in first) > 0
+
+
+def test_layer_sizes_name_the_distributions_nothing_imports(tmp_path):
+    python = tmp_path / "python"
+    for package, dist in (("pluggy", "pluggy-1.6.0"), ("leftpad", "leftpad-1.0")):
+        (python / package).mkdir(parents=True)
+        (python / package / "__init__.py").write_text("x = 1\n" * 100)
+        info = python / f"{dist}.dist-info"
+        info.mkdir()
+        (info / "RECORD").write_text(f"{package}/__init__.py,,600\n{dist}.dist-info/RECORD,,\n")
+    rows = cold_start.layer_rows(tmp_path)
+    assert rows[0].project.endswith("zipped")
+    assert rows[1].case.startswith("layer: never imported") and rows[1].note.startswith("leftpad ")
+    assert "pluggy" not in rows[1].note
+    json.dumps([r.__dict__ for r in rows])
