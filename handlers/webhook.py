@@ -157,7 +157,10 @@ def receive(body: bytes, plugins: Plugins) -> dict:
     events = parse_batch(body)
     storable, rejects = [], []
     for event in events:
-        reason = unstorable(event)
+        # Only events of an enabled type are stored: the others are ignored, so they skip the costly check.
+        wanted = isinstance(event, dict) and isinstance(event.get("event"), str) \
+            and event["event"] in plugins.event_types
+        reason = unstorable(event) if wanted else None
         if reason:
             rejects.append(reject(event, reason))
         else:

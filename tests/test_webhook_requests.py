@@ -95,6 +95,17 @@ def test_events_of_types_not_enabled_are_ignored_and_counted(endpoint):
     assert scan("TABLE_REJECTS") == []
 
 
+def test_events_of_types_not_enabled_skip_the_storage_checks(endpoint, monkeypatch):
+    web = endpoint()
+    checked = []
+    monkeypatch.setattr(webhook, "unstorable", lambda event: checked.append(event["event"]))
+    odd = {"email": "a@example.com", "event": "open", "timestamp": 1764400000, "huge": 10 ** 40}
+    status, counts = web.post([bounce(1), odd])
+    assert status == 200 and (counts["ignored"], counts["rejected"]) == (1, 0)
+    assert checked == ["bounce"]
+    assert scan("TABLE_REJECTS") == []
+
+
 def test_orphans_are_stored_unmatched_never_dropped(endpoint):
     web = endpoint()
     put_item("TABLE_SENT_LOG", {"messageId": "known", "from": {"email": "s@example.com", "name": "S"},
