@@ -24,6 +24,7 @@ WRITE_CHUNK = 25
 ATTEMPTS = 8
 BASE_DELAY = 0.05
 MAX_DELAY = 2.0
+MAX_POOL_CONNECTIONS = 32  # >= handlers.sendgrid_api.CONCURRENCY
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -35,8 +36,13 @@ class IncompleteBatch(RuntimeError):
 
 @functools.cache
 def client():
-    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL)."""
-    return boto3.client("dynamodb")
+    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL).
+
+    Its connection pool is as large as the sender's thread pool, which shares it.
+    """
+    from botocore.config import Config
+
+    return boto3.client("dynamodb", config=Config(max_pool_connections=MAX_POOL_CONNECTIONS))
 
 
 def serialize(item: dict) -> dict:

@@ -32,7 +32,7 @@ from handlers import api_key, env
 log = logging.getLogger(__name__)
 
 PATH = "/v3/mail/send"
-CONCURRENCY = 10          # Mail Send calls in flight at once (the sender's worker threads)
+CONCURRENCY = 20          # Mail Send calls in flight at once (the sender's worker threads; bench/README.md)
 CONNECT_TIMEOUT = 3.05    # seconds to open the connection
 READ_TIMEOUT = 15.0       # seconds to wait for the answer
 ATTEMPTS = 5              # calls per mail, the first included

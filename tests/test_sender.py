@@ -221,10 +221,16 @@ def test_twenty_records_are_sent_concurrently(stack, sendgrid):
     assert sender.handle(records, plugins) == {"batchItemFailures": []}
     elapsed = time.monotonic() - started
     assert len(sendgrid.accepted) == 20
-    # One after another this takes >= 20 * latency (10 s); ten at a time about 2 * latency.
+    # One after another this takes >= 20 * latency (10 s); concurrently about 1-2 * latency.
     assert elapsed < 20 * latency / 2.5, elapsed
     in_flight_with_the_first = sum(1 for t in sendgrid.arrivals if t < sendgrid.arrivals[0] + latency)
     assert in_flight_with_the_first >= 3
+
+
+def test_the_dynamodb_connection_pool_holds_every_sender_thread(aws):
+    from handlers import dynamo, sendgrid_api
+
+    assert dynamo.client().meta.config.max_pool_connections >= sendgrid_api.CONCURRENCY
 
 
 def test_a_sent_log_failure_after_sendgrid_accepted_never_leads_to_a_resend(stack, sendgrid, monkeypatch):
