@@ -22,8 +22,9 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
+from devstack.http import LoopbackServer
 from devstack.lambdas import Function
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def http_answer(result) -> tuple[int, dict[str, str], bytes]:
     return result["statusCode"], headers, data
 
 
-class WebhookFront:
+class WebhookFront(LoopbackServer):
     """The HTTP front of ``function``; ``url`` is the webhook URL once started."""
 
     def __init__(self, function: Function, stage: str = STAGE):
@@ -96,43 +97,19 @@ class WebhookFront:
         self.answers: list[int] = []
         self._failures: deque[Failure] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+
+    thread_name = "webhook-front"
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
+        return self.base_url + self.path
 
     def fail_next(self, times: int = 1, status: int = 500, after_function: bool = False) -> None:
         """Answer ``status`` to the next ``times`` requests (after running the function, if asked)."""
         with self._lock:
             self._failures.extend([Failure(status, after_function)] * times)
 
-    def start(self) -> "WebhookFront":
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                front._handle(self)
-
-            do_GET = do_PUT = do_DELETE = do_PATCH = do_POST
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="webhook-front", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def _handle(self, http: BaseHTTPRequestHandler) -> None:
+    def handle(self, http: BaseHTTPRequestHandler) -> None:
         body = http.rfile.read(int(http.headers.get("Content-Length") or 0))
         if http.command != "POST" or http.path.split("?")[0] != self.path:
             return self._reply(http, 403, {}, json.dumps({"message": "Missing Authentication Token"}).encode())

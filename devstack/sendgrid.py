@@ -19,7 +19,8 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from devstack.http import LoopbackServer
 
 API_KEY = "SG.local-devstack-key"
 MAX_RECIPIENTS = 1000
@@ -142,7 +143,7 @@ def events_for(accepted: Accepted) -> list[dict]:
     return events
 
 
-class SendGridStandIn:
+class SendGridStandIn(LoopbackServer):
     """The stand-in server. ``start()`` binds 127.0.0.1 on a free port."""
 
     def __init__(self, api_key: str = API_KEY, on_accept=None):
@@ -154,38 +155,12 @@ class SendGridStandIn:
         self.latency = 0.0  # seconds every answer takes (scripted delays come on top)
         self.script: deque[Scripted] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+
+    thread_name = "sendgrid-standin"
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "SendGridStandIn":
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                standin._mail_send(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        return self.base_url
 
     def _answer(self, http, status: int, body: dict | None, headers: dict | None = None):
         data = json.dumps(body).encode() if body is not None else b""
@@ -198,7 +173,7 @@ class SendGridStandIn:
         http.end_headers()
         http.wfile.write(data)
 
-    def _mail_send(self, http) -> None:
+    def handle(self, http) -> None:
         length = int(http.headers.get("Content-Length") or 0)
         raw = http.rfile.read(length)
         with self._lock:

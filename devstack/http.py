@@ -1,0 +1,54 @@
+"""The one way devstack serves HTTP: a threaded server on 127.0.0.1, on a free port."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class LoopbackServer:
+    """Hands every request (any method) to ``handle(http)``; subclasses implement it."""
+
+    thread_name = "devstack-http"
+
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def handle(self, http: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real services
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                owner.handle(self)
+
+            do_GET = do_PUT = do_DELETE = do_PATCH = do_POST
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        # Poll for shutdown every 50 ms: stopping is quick, tests start and stop servers often.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.thread_name,
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
