@@ -62,6 +62,8 @@ class Settings:
     throttle_burst_limit: int
     stream_max_retries: int
     stream_max_record_age_seconds: int
+    plugin_settings: dict[str, Any]
+    """Enabled plugin name -> what its ``stack_settings`` hook returned (its own keys, checked)."""
 
     @property
     def python_version(self) -> str:
@@ -86,7 +88,8 @@ def _json(config: pulumi.Config, key: str, default: Any) -> Any:
         raise ConfigError(key, f"not valid JSON/YAML structured config: {value!r}") from None
 
 
-def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
+def boolean(config: pulumi.Config, key: str, default: bool) -> bool:
+    """``true`` or ``false`` (any case); anything else is a ``ConfigError`` (also for plugins' keys)."""
     value = _raw(config, key)
     if value is None:
         return default
@@ -117,7 +120,8 @@ def _choice(config: pulumi.Config, key: str, default: str, choices) -> str:
     return value
 
 
-def _string_list(config: pulumi.Config, key: str, default: list[str]) -> list[str]:
+def string_list(config: pulumi.Config, key: str, default: list[str]) -> list[str]:
+    """A list of strings (structured config, ``--path 'key[0]'``; also for plugins' keys)."""
     value = _json(config, key, default)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(key, f"must be a list of strings, not {value!r}")
@@ -136,8 +140,8 @@ def check_public_key(key: str) -> str:
     return text
 
 
-def _public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[str, ...]:
-    key = "webhookPublicKeys"
+def public_keys(config: pulumi.Config, key: str) -> tuple[str, ...]:
+    """Checked public keys (see ``check_public_key``): a list, or one string of comma-separated keys."""
     raw = _raw(config, key)
     values = _json(config, key, []) if raw and raw.lstrip().startswith("[") else (raw.split(",") if raw else [])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -148,14 +152,20 @@ def _public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[str, ...]
             keys.append(check_public_key(value))
         except ValueError as exc:
             raise ConfigError(key, f"key #{i + 1}: {exc}") from None
-    if not keys and not allow_unsigned:
-        raise ConfigError(key, "is required: the public key(s) of SendGrid's signed Event Webhook "
-                               f"(or set {NAMESPACE}:allowUnsignedWebhooks true to accept unsigned posts)")
     return tuple(keys)
 
 
+def _webhook_public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[str, ...]:
+    keys = public_keys(config, "webhookPublicKeys")
+    if not keys and not allow_unsigned:
+        raise ConfigError("webhookPublicKeys", "is required: the public key(s) of SendGrid's signed Event "
+                                               f"Webhook (or set {NAMESPACE}:allowUnsignedWebhooks true to "
+                                               "accept unsigned posts)")
+    return keys
+
+
 def _plugins(config: pulumi.Config) -> tuple[str, ...]:
-    names = _string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
+    names = string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
     try:
         return manager.build(names).names
     except manager.PluginError as exc:
@@ -172,7 +182,7 @@ def _kms_key(config: pulumi.Config) -> str:
 def _table_names(config: pulumi.Config) -> dict[str, str]:
     """``["mail_sender=testMailSender", ...]``: logical table name = DynamoDB table name."""
     names = {}
-    for entry in _string_list(config, "tableNames", []):
+    for entry in string_list(config, "tableNames", []):
         logical, sep, physical = entry.partition("=")
         if not sep or not TABLE_NAME.match(physical.strip()):
             raise ConfigError("tableNames", f"{entry!r} is not '<table>=<DynamoDB table name>' "
@@ -187,21 +197,22 @@ def load(config: pulumi.Config | None = None) -> Settings:
     if config.get("sendgridApiKey") is None:
         raise ConfigError("sendgridApiKey", "is required: a SendGrid API key with Mail Send permission "
                                             f"(pulumi config set --secret {NAMESPACE}:sendgridApiKey SG....)")
-    allow_unsigned = _bool(config, "allowUnsignedWebhooks", False)
+    allow_unsigned = boolean(config, "allowUnsignedWebhooks", False)
     prefix = _raw(config, "tablePrefix")
     prefix = f"{pulumi.get_project()}-{pulumi.get_stack()}-" if prefix is None else prefix
     if not TABLE_PREFIX.match(prefix):
         raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
     plugins = _plugins(config)
+    enabled = manager.build(plugins)
     table_names = _table_names(config)
-    known_tables = manager.build(plugins).tables
+    known_tables = enabled.tables
     unknown = sorted(set(table_names) - set(known_tables))
     if unknown:
         raise ConfigError("tableNames", f"unknown table(s) {', '.join(unknown)}; "
                                         f"tables of this stack: {', '.join(known_tables)}")
     return Settings(
         api_key=config.require_secret("sendgridApiKey"),
-        webhook_public_keys=_public_keys(config, allow_unsigned),
+        webhook_public_keys=_webhook_public_keys(config, allow_unsigned),
         allow_unsigned_webhooks=allow_unsigned,
         webhook_max_age_seconds=integer(config, "webhookMaxAgeSeconds",
                                         int(env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.default)),
@@ -209,8 +220,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
         kms_key=_kms_key(config),
         table_prefix=prefix,
         table_names=table_names,
-        deletion_protection=_bool(config, "deletionProtection", True),
-        point_in_time_recovery=_bool(config, "pointInTimeRecovery", True),
+        deletion_protection=boolean(config, "deletionProtection", True),
+        point_in_time_recovery=boolean(config, "pointInTimeRecovery", True),
         sent_log_ttl_days=integer(config, "sentLogTtlDays", 400),
         log_retention_days=_log_retention(config),
         architecture=_choice(config, "architecture", "arm64", tuple(ARCHITECTURES)),
@@ -220,7 +231,23 @@ def load(config: pulumi.Config | None = None) -> Settings:
         stream_max_retries=integer(config, "streamMaximumRetryAttempts", 5, minimum=0, maximum=10000),
         stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,
                                               minimum=60, maximum=604800),
+        plugin_settings=plugin_settings(config, enabled),
     )
+
+
+def plugin_settings(config: pulumi.Config, plugins: manager.Plugins) -> dict[str, Any]:
+    """Each enabled plugin's keys, read and checked by its ``stack_settings`` hook: name -> its value.
+
+    Called plugin by plugin (through the hook caller, so hook tracing sees it) to
+    know whose value is whose; a plugin without the hook has no entry.
+    """
+    pm = plugins.pm
+    settings = {}
+    for impl in pm.hook.stack_settings.get_hookimpls():
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+        results = pm.subset_hook_caller("stack_settings", others)(config=config)
+        settings[impl.plugin_name] = results[0] if results else None  # pluggy drops None results
+    return settings
 
 
 def _log_retention(config: pulumi.Config) -> int:

@@ -1,9 +1,11 @@
 """The whole stack: storage, the API key, plugins' infrastructure, functions, trigger, API.
 
-Order: KMS key and tables -> the API key parameter -> the core's environment
--> every enabled plugin's ``infrastructure`` hook -> table grants (declared
-access, so a plugin's own function gets its tables too) -> the functions (core
-and plugin-added) -> the sender's stream trigger -> the REST API.
+The config (plugins' keys too, by their ``stack_settings`` hooks) is checked
+before, by ``infra.config.load``. Order: KMS key and tables -> the API key
+parameter -> the core's environment -> every enabled plugin's
+``infrastructure`` hook -> table grants (declared access, so a plugin's own
+function gets its tables too) -> the functions (core and plugin-added) -> the
+sender's stream trigger -> the REST API.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class Pipeline(pulumi.ComponentResource):
             description="SendGrid API key (Mail Send) of the sender function", opts=child)
 
         stack = StackContext(config=args.config, prefix=name, parent=self,
-                             kms_key_arn=storage.kms_key_arn, tables=storage.tables)
+                             kms_key_arn=storage.kms_key_arn, tables=storage.tables,
+                             settings=settings.plugin_settings)
         values = core_environment(settings, api_key.name)
         for function, inventory in INVENTORY.items():
             for var in inventory:

@@ -1,5 +1,9 @@
 """What a plugin's ``infrastructure`` hook receives: ``StackContext``.
 
+Before any resource, ``infra.config.load`` calls every enabled plugin's
+``stack_settings(config)`` hook, which reads and checks the plugin's own
+config keys; its result is ``stack.settings[<plugin name>]`` here.
+
 The Pulumi program builds the shared pieces (KMS key, tables), then calls
 every enabled plugin's ``infrastructure(stack)`` hook, then builds the
 functions with the environment variables and IAM statements the plugins
@@ -51,7 +55,7 @@ class Route:
 @dataclass
 class StackContext:
     config: pulumi.Config
-    """The stack config (namespace ``sendgrid-events``)."""
+    """The stack config (namespace ``sendgrid-events``); read keys in ``stack_settings``, not here."""
     prefix: str
     """Prefix for physical resource names, e.g. ``sendgrid-events-dev``."""
     parent: pulumi.Resource
@@ -60,6 +64,8 @@ class StackContext:
     """The customer-managed KMS key, or None when AWS-owned keys are used."""
     tables: dict[str, Any]
     """Logical table name -> ``aws.dynamodb.Table`` (every declared table)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Plugin name -> what its ``stack_settings`` hook returned (its keys, already checked)."""
     env: dict[str, dict[str, pulumi.Input[str]]] = field(default_factory=lambda: {f: {} for f in FUNCTIONS})
     statements: dict[str, list[dict]] = field(default_factory=lambda: {f: [] for f in FUNCTIONS})
     outputs: dict[str, pulumi.Input[Any]] = field(default_factory=dict)

@@ -61,9 +61,14 @@ def register_sinks(register):
 
 
 @hookimpl
-def infrastructure(stack):
-    """The webhook's bounce-row TTL, from the stack config ``bounceTtlDays`` (the table is declared above)."""
+def stack_settings(config):
+    """The bounce-row TTL in days, from the stack config ``bounceTtlDays``."""
     from infra.config import integer
 
-    days = integer(stack.config, "bounceTtlDays", int(BOUNCE_TTL_DAYS.default))
-    stack.add_env("webhook", BOUNCE_TTL_DAYS.name, str(days))
+    return integer(config, "bounceTtlDays", int(BOUNCE_TTL_DAYS.default))
+
+
+@hookimpl
+def infrastructure(stack):
+    """The webhook's bounce-row TTL (the table is declared above)."""
+    stack.add_env("webhook", BOUNCE_TTL_DAYS.name, str(stack.settings["dynamodb"]))

@@ -1,7 +1,8 @@
 """Run plugins' ``infrastructure`` hooks under Pulumi mocks (no CLI, no cloud).
 
-``run_infrastructure(names, config)`` builds the plugins, a parent component
-and an ``infra.plugins.StackContext``, calls the hook and returns what it made:
+``run_infrastructure(names, config)`` builds the plugins, their checked
+settings (``stack_settings``), a parent component and an
+``infra.plugins.StackContext``, calls the hook and returns what it made:
 the resources (type, name, inputs) and the context's env, IAM statements and
 outputs with every ``Output`` resolved.
 """
@@ -48,6 +49,7 @@ class Made:
 
 
 def run_infrastructure(names, config: dict | None = None, kms_key_arn: str | None = KMS_KEY_ARN) -> Made:
+    from infra.config import plugin_settings
     from infra.plugins import StackContext
 
     plugins = manager.build(names)
@@ -60,8 +62,9 @@ def run_infrastructure(names, config: dict | None = None, kms_key_arn: str | Non
     @pulumi.runtime.test
     def program():
         parent = pulumi.ComponentResource("test:index:Stack", "stack")
-        stack = StackContext(config=pulumi.Config("sendgrid-events"), prefix="sendgrid-events-test",
-                             parent=parent, kms_key_arn=kms_key_arn, tables={})
+        config = pulumi.Config("sendgrid-events")
+        stack = StackContext(config=config, prefix="sendgrid-events-test", parent=parent,
+                             kms_key_arn=kms_key_arn, tables={}, settings=plugin_settings(config, plugins))
         plugins.hook.infrastructure(stack=stack)
         return pulumi.Output.from_input({"env": stack.env, "statements": stack.statements,
                                          "outputs": stack.outputs}).apply(captured.update)

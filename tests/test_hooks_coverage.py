@@ -92,6 +92,7 @@ def receive_a_mail(stack, monkeypatch):
 EXERCISE = {
     "before_send": send_a_mail,
     "after_send": send_a_mail,
+    "stack_settings": build_the_stack,
     "infrastructure": build_the_stack,
     "local_infrastructure": build_the_local_stack,
     "inbound_mail": receive_a_mail,
