@@ -97,7 +97,14 @@ def after_send(mail, message_id):
 
 
 @hookimpl
+def stack_settings(config):
+    """The event-history TTL in days, from the stack config ``historyTtlDays``."""
+    from infra.config import integer
+
+    return integer(config, "historyTtlDays", int(HISTORY_TTL_DAYS.default))
+
+
+@hookimpl
 def infrastructure(stack):
-    days = stack.config.get("historyTtlDays") or HISTORY_TTL_DAYS.default
     for function in ("sender", "webhook"):
-        stack.add_env(function, HISTORY_TTL_DAYS.name, days)
+        stack.add_env(function, HISTORY_TTL_DAYS.name, str(stack.settings["history"]))

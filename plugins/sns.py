@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from datetime import datetime, timezone
 
@@ -37,6 +38,8 @@ BATCH = 10  # PublishBatch takes at most ten entries
 ATTEMPTS = 5
 SUBJECT_MAX = 99  # SNS: ASCII, no line breaks, under 100 characters
 ATTRIBUTES = ("event", "type", "bounceClassification")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # the stack config's snsEmails
+EVENT_TYPE = re.compile(r"[a-z_]+")  # SendGrid's event names; snsEvents
 
 
 class NotPublished(RuntimeError):
@@ -114,23 +117,39 @@ def register_sinks(register):
 
 
 @hookimpl
+def stack_settings(config):
+    """The stack config ``snsEmails`` (addresses to subscribe) and ``snsEvents`` (types notified)."""
+    from infra.config import ConfigError, string_list
+
+    emails = string_list(config, "snsEmails", [])
+    events = string_list(config, "snsEvents", []) or SNS_EVENTS.default.split(",")
+    for email in emails:
+        if not EMAIL.fullmatch(email):
+            raise ConfigError("snsEmails", f"not an e-mail address: {email!r}")
+    for event in events:
+        if not EVENT_TYPE.fullmatch(event):
+            raise ConfigError("snsEvents", f"not a SendGrid event type (like bounce): {event!r}")
+    return {"emails": emails, "events": events}
+
+
+@hookimpl
 def infrastructure(stack):
     import pulumi_aws as aws
 
+    settings = stack.settings["sns"]
     topic = aws.sns.Topic(
         "sns-notify",
         name=f"{stack.prefix}-notify",
         kms_master_key_id=stack.kms_key_arn or "alias/aws/sns",
         opts=stack.child_opts(),
     )
-    for i, address in enumerate(stack.config.get_object("snsEmails") or []):
+    for i, address in enumerate(settings["emails"]):
         aws.sns.TopicSubscription(
             f"sns-notify-email-{i}", topic=topic.arn, protocol="email", endpoint=address,
             opts=stack.child_opts(),
         )
-    events = stack.config.get_object("snsEvents") or SNS_EVENTS.default.split(",")
     stack.add_env("webhook", SNS_TOPIC_ARN.name, topic.arn)
-    stack.add_env("webhook", SNS_EVENTS.name, ",".join(events))
+    stack.add_env("webhook", SNS_EVENTS.name, ",".join(settings["events"]))
     stack.allow("webhook", ["sns:Publish"], [topic.arn])
     stack.allow_key("webhook")  # publishing to a topic encrypted with the stack's key
     stack.export("snsTopicArn", topic.arn)
