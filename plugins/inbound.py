@@ -44,6 +44,20 @@ PATH_LENGTH = 48
 
 
 @hookimpl
+def stack_settings(config):
+    """The stack config: ``inboundPublicKeys``, ``allowUnsignedInbound``, ``inboundMaxAgeSeconds``,
+    ``inboundExpireDays``."""
+    from infra.config import boolean, integer, public_keys
+
+    return {
+        "keys": public_keys(config, "inboundPublicKeys"),
+        "allow_unsigned": boolean(config, "allowUnsignedInbound", False),
+        "max_age": integer(config, "inboundMaxAgeSeconds", int(INBOUND_MAX_AGE_SECONDS.default)),
+        "expire_days": integer(config, "inboundExpireDays", 0),
+    }
+
+
+@hookimpl
 def infrastructure(stack):
     import json
 
@@ -51,17 +65,8 @@ def infrastructure(stack):
     import pulumi_aws as aws
     import pulumi_random as random
 
-    from handlers.manager import DEFAULT_PLUGINS
-    from infra.config import ConfigError, check_public_key, integer
-
-    keys = stack.config.get_object("inboundPublicKeys") or []
-    try:
-        keys = [check_public_key(k) for k in keys if k.strip()]
-    except ValueError as exc:
-        raise ConfigError("inboundPublicKeys", str(exc)) from None
-    allow_unsigned = stack.config.get_bool("allowUnsignedInbound") or False
-    max_age = integer(stack.config, "inboundMaxAgeSeconds", int(INBOUND_MAX_AGE_SECONDS.default))
-    expire_days = integer(stack.config, "inboundExpireDays", 0)
+    settings = stack.settings["inbound"]
+    keys, allow_unsigned = settings["keys"], settings["allow_unsigned"]
     if not keys and not allow_unsigned:
         pulumi.log.warn("inbound: no inboundPublicKeys: the inbound function refuses every request until "
                         "an Inbound Parse security policy's public key is configured")
@@ -85,23 +90,21 @@ def infrastructure(stack):
         "Statement": [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
                        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}],
     })), opts=stack.child_opts(depends_on=[access]))
-    if expire_days:
+    if settings["expire_days"]:
         s3.BucketLifecycleConfiguration("inbound-mail-expiry", bucket=bucket.id, rules=[
             s3.BucketLifecycleConfigurationRuleArgs(
                 id="expire-inbound-mail", status="Enabled", filter=s3.BucketLifecycleConfigurationRuleFilterArgs(),
-                expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days))],
+                expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(days=settings["expire_days"]))],
             opts=stack.child_opts())
 
     stack.add_function(FUNCTION, HANDLER, timeout=29, memory=512,
                        description="Stores SendGrid Inbound Parse posts in S3")
     stack.add_env(FUNCTION, INBOUND_BUCKET.name, bucket.id)  # a bucket's id is its name
     stack.add_env(FUNCTION, INBOUND_PUBLIC_KEYS.name, ",".join(keys))
-    stack.add_env(FUNCTION, INBOUND_MAX_AGE_SECONDS.name, str(max_age))
+    stack.add_env(FUNCTION, INBOUND_MAX_AGE_SECONDS.name, str(settings["max_age"]))
     stack.add_env(FUNCTION, INBOUND_ALLOW_UNSIGNED_INSECURE.name, "true" if allow_unsigned else "false")
-    enabled = stack.env["webhook"].get(ENABLED_PLUGINS.name)  # the stack's plugins, for inbound_mail hooks
-    if enabled is None:
-        enabled = ",".join(stack.config.get_object("plugins") or DEFAULT_PLUGINS)
-    stack.add_env(FUNCTION, ENABLED_PLUGINS.name, enabled)
+    # The stack's plugins (the core sets them on the webhook first), for inbound_mail hooks.
+    stack.add_env(FUNCTION, ENABLED_PLUGINS.name, stack.env["webhook"][ENABLED_PLUGINS.name])
     stack.allow(FUNCTION, ["s3:PutObject"], [bucket.arn.apply(lambda arn: f"{arn}/*")])
     stack.allow_key(FUNCTION, ("kms:GenerateDataKey",))  # SSE-KMS on put
 
