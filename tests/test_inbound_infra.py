@@ -112,7 +112,11 @@ def test_nothing_of_it_when_disabled(program):
     ({"inboundPublicKeys": ["QUJDRA=="]}, "inboundPublicKeys"),
     ({"inboundExpireDays": "-1"}, "inboundExpireDays"),
     ({"inboundMaxAgeSeconds": "soon"}, "inboundMaxAgeSeconds"),
+    ({"allowUnsignedInbound": "maybe"}, "allowUnsignedInbound"),
 ])
 def test_bad_inbound_config_fails_naming_the_key(monkeypatch, config, key):
-    with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: "):
-        run_program({"plugins": BASE + ["inbound"], **config}, monkeypatch=monkeypatch, recorder=Recorder())
+    recorder = Recorder()
+    with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: ") as error:
+        run_program({"plugins": BASE + ["inbound"], **config}, monkeypatch=monkeypatch, recorder=recorder)
+    assert error.value.key == f"sendgrid-events:{key}"
+    assert recorder.resources == []  # checked by its stack_settings hook, before the KMS key and tables

@@ -4,8 +4,12 @@ import json
 
 import pytest
 
+from handlers import manager
 from handlers.tables import SENDER, WEBHOOK
-from tests.infra_program import run_program
+from infra import pipeline
+from infra.config import ConfigError
+from infra.plugins import StackContext
+from tests.infra_program import PUBLIC_KEY, Recorder, run_program
 from tests.test_infra import granted, table_arn
 
 TABLE = "aws:dynamodb/table:Table"
@@ -87,3 +91,46 @@ def test_event_types_need_nothing_but_their_name(program):
     made, base = program(*types), program()
     assert sorted((r.typ, r.name) for r in made.resources) == sorted((r.typ, r.name) for r in base.resources)
     assert made.environment(WEBHOOK)["ENABLED_PLUGINS"] == ",".join(BASE + types)
+
+
+@pytest.mark.parametrize("config, key", [
+    ({"bounceTtlDays": "-1"}, "bounceTtlDays"),
+    ({"bounceTtlDays": "ninety"}, "bounceTtlDays"),
+    ({"historyTtlDays": "soon"}, "historyTtlDays"),
+    ({"historyTtlDays": "-30"}, "historyTtlDays"),
+    ({"snsEmails": "ops@example.com"}, "snsEmails"),  # not a list
+    ({"snsEmails": ["ops@example.com", "ops"]}, "snsEmails"),
+    ({"snsEvents": [1]}, "snsEvents"),
+    ({"snsEvents": ["bounce, dropped"]}, "snsEvents"),
+])
+def test_bad_plugin_config_fails_naming_the_key_before_any_resource(monkeypatch, config, key):
+    recorder = Recorder()
+    with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: ") as error:
+        run_program({"plugins": sorted(manager.BUILTIN_PLUGINS), **config}, monkeypatch=monkeypatch,
+                    recorder=recorder)
+    assert error.value.key == f"sendgrid-events:{key}"
+    assert recorder.resources == []
+
+
+def test_a_disabled_plugins_keys_are_not_read(program):
+    assert program(historyTtlDays="soon", snsEmails=["ops"], allowUnsignedInbound="maybe").resources
+
+
+class NoConfig:
+    def __getattr__(self, name):
+        raise AssertionError(f"an infrastructure hook read stack.config ({name}): read keys in stack_settings")
+
+
+def test_builtin_infrastructure_hooks_get_their_keys_from_stack_settings_only(monkeypatch):
+    """Every plugin key read once, before any resource: the hooks find them in ``stack.settings``."""
+    monkeypatch.setattr(pipeline, "StackContext", lambda **kw: StackContext(**{**kw, "config": NoConfig()}))
+    made = run_program({"plugins": sorted(manager.BUILTIN_PLUGINS), "bounceTtlDays": "7", "historyTtlDays": "30",
+                        "snsEmails": ["ops@example.com"], "snsEvents": ["bounce", "spamreport"],
+                        "inboundPublicKeys": [PUBLIC_KEY], "allowUnsignedInbound": "TRUE",
+                        "inboundMaxAgeSeconds": "600", "inboundExpireDays": "3"}, monkeypatch=monkeypatch)
+    assert made.environment(WEBHOOK)["BOUNCE_TTL_DAYS"] == "7"
+    assert made.environment(SENDER)["HISTORY_TTL_DAYS"] == "30"
+    assert made.environment(WEBHOOK)["SNS_EVENTS"] == "bounce,spamreport"
+    inbound = made.environment("inbound")
+    assert (inbound["INBOUND_PUBLIC_KEYS"], inbound["INBOUND_MAX_AGE_SECONDS"]) == (PUBLIC_KEY, "600")
+    assert inbound["INBOUND_ALLOW_UNSIGNED_INSECURE"] == "true"
