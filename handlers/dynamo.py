@@ -85,6 +85,22 @@ def backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt)))
 
 
+def _until_processed(call, request: dict, leftover: str, what: str):
+    """Yield each answer of ``call(RequestItems=request)``, sending again what came back in ``leftover``.
+
+    Backs off between attempts; raises ``IncompleteBatch`` when work is left after the last one.
+    """
+    for attempt in range(ATTEMPTS):
+        response = call(RequestItems=request)
+        yield response
+        request = response.get(leftover) or {}
+        if not request:
+            return
+        if attempt < ATTEMPTS - 1:
+            backoff(attempt)
+    raise IncompleteBatch(f"{what} still unprocessed after {ATTEMPTS} attempts")
+
+
 def batch_get(table: str, key_name: str, keys: Iterable[str], *, dynamodb=None) -> dict[str, dict]:
     """Items of ``table`` whose string key ``key_name`` is in ``keys``: key -> item."""
     dynamodb = dynamodb or client()
@@ -92,17 +108,11 @@ def batch_get(table: str, key_name: str, keys: Iterable[str], *, dynamodb=None) 
     found: dict[str, dict] = {}
     for chunk in _chunks(wanted, GET_CHUNK):
         request = {table: {"Keys": [{key_name: {"S": k}} for k in chunk], "ConsistentRead": True}}
-        for attempt in range(ATTEMPTS):
-            response = dynamodb.batch_get_item(RequestItems=request)
+        for response in _until_processed(dynamodb.batch_get_item, request, "UnprocessedKeys",
+                                         f"BatchGetItem on {table}: keys"):
             for raw in response.get("Responses", {}).get(table, []):
                 item = deserialize(raw)
                 found[item[key_name]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            backoff(attempt)
-        else:
-            raise IncompleteBatch(f"BatchGetItem on {table}: keys still unprocessed after {ATTEMPTS} attempts")
     return found
 
 
@@ -116,14 +126,9 @@ def batch_put(table: str, items: Iterable[dict], key_names: tuple[str, ...], *, 
     unique = {tuple(item[k] for k in key_names): item for item in items}
     for chunk in _chunks(list(unique.values()), WRITE_CHUNK):
         request = {table: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
-        for attempt in range(ATTEMPTS):
-            response = dynamodb.batch_write_item(RequestItems=request)
-            request = response.get("UnprocessedItems") or {}
-            if not request:
-                break
-            backoff(attempt)
-        else:
-            raise IncompleteBatch(f"BatchWriteItem on {table}: items still unprocessed after {ATTEMPTS} attempts")
+        for _response in _until_processed(dynamodb.batch_write_item, request, "UnprocessedItems",
+                                          f"BatchWriteItem on {table}: items"):
+            pass
     return len(unique)
 
 
