@@ -2,7 +2,9 @@
 
 Stores the records of the events in ``STORED_EVENTS`` under ``fullMessageId``
 (SendGrid's per-recipient message id), so a repeated event rewrites the same
-row. Within a batch the newest event of a message wins.
+row. The newest event of a message wins, also across batches SendGrid posts
+out of order (a blocked bounce re-posted after the final one does not replace
+it): each row is a conditional put, 100 per TransactWriteItems call.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ BOUNCE = Table(
     name="bounce",
     hash_key="fullMessageId",
     ttl_attribute="expiresAt",
-    access={WEBHOOK: ("dynamodb:BatchWriteItem",)},
+    access={WEBHOOK: ("dynamodb:PutItem",)},  # the puts of TransactWriteItems
 )
 
 # Seed fields first, then ours.
@@ -43,11 +45,20 @@ def row(record: dict, now: float) -> dict:
     return item
 
 
+# Write unless the table holds a newer event of the message (the same one again is rewritten).
+NOT_OLDER = "attribute_not_exists(#key) OR #timestamp <= :timestamp"
+
+
 def write(records: list[dict], events=STORED_EVENTS) -> None:
     now = time.time()
-    rows = [row(r, now) for r in sorted(records, key=lambda r: r["timestamp"]) if r["event"] in events]
-    if rows:
-        dynamo.batch_put(os.environ[BOUNCE.env_var], rows, (BOUNCE.hash_key,))
+    newest = {}
+    for record in sorted(records, key=lambda r: r["timestamp"]):
+        if record["event"] in events:
+            newest[record["fullMessageId"]] = row(record, now)
+    if newest:
+        dynamo.put_unless(os.environ[BOUNCE.env_var], list(newest.values()), BOUNCE.hash_key, NOT_OLDER,
+                          names={"#key": BOUNCE.hash_key, "#timestamp": "timestamp"},
+                          values=lambda item: {":timestamp": item["timestamp"]})
 
 
 @hookimpl
