@@ -14,7 +14,7 @@ import functools
 import random
 import time
 from decimal import Decimal
-from typing import Callable, Iterable
+from typing import Iterable
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -136,13 +136,8 @@ TRANSACT_CHUNK = 100
 
 
 def put_unless(table: str, items: Iterable[dict], key_name: str, condition: str, *,
-               names: dict | None = None, values: dict | Callable[[dict], dict] | None = None,
-               dynamodb=None) -> set[str]:
+               names: dict | None = None, values: dict | None = None, dynamodb=None) -> set[str]:
     """Put each item whose ``condition`` holds, 100 per TransactWriteItems call.
-
-    ``values`` are the condition's placeholders: one dict for every item, or a
-    function giving each item its own. Keys must be distinct (a transaction
-    may not name an item twice).
 
     Returns the keys (``key_name``) of the items whose condition failed; the
     others are written. A transaction is all or nothing, so when DynamoDB
@@ -153,12 +148,8 @@ def put_unless(table: str, items: Iterable[dict], key_name: str, condition: str,
     """
     dynamodb = dynamodb or client()
     extra = {"ExpressionAttributeNames": names} if names else {}
-    shared = serialize(values) if isinstance(values, dict) else None
-
-    def placeholders(item: dict) -> dict:
-        if callable(values):
-            return {"ExpressionAttributeValues": serialize(values(item))}
-        return {"ExpressionAttributeValues": shared} if shared else {}
+    if values:
+        extra["ExpressionAttributeValues"] = serialize(values)
     refused: set[str] = set()
     for chunk in _chunks(list(items), TRANSACT_CHUNK):
         pending = chunk
@@ -166,7 +157,7 @@ def put_unless(table: str, items: Iterable[dict], key_name: str, condition: str,
             if not pending:
                 break
             request = [{"Put": {"TableName": table, "Item": serialize(item), "ConditionExpression": condition,
-                                **extra, **placeholders(item)}} for item in pending]
+                                **extra}} for item in pending]
             try:
                 dynamodb.transact_write_items(TransactItems=request)
                 pending = []
