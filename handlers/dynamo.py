@@ -101,13 +101,21 @@ def _until_processed(call, request: dict, leftover: str, what: str):
     raise IncompleteBatch(f"{what} still unprocessed after {ATTEMPTS} attempts")
 
 
-def batch_get(table: str, key_name: str, keys: Iterable[str], *, dynamodb=None) -> dict[str, dict]:
-    """Items of ``table`` whose string key ``key_name`` is in ``keys``: key -> item."""
+def batch_get(table: str, key_name: str, keys: Iterable[str], *, attributes: Iterable[str] = (),
+              dynamodb=None) -> dict[str, dict]:
+    """Items of ``table`` whose string key ``key_name`` is in ``keys``: key -> item.
+
+    ``attributes``: read only these (and the key), not whole items.
+    """
     dynamodb = dynamodb or client()
     wanted = list(dict.fromkeys(k for k in keys if k))
     found: dict[str, dict] = {}
+    projection = {}
+    if attributes:
+        names = {f"#a{i}": name for i, name in enumerate(dict.fromkeys((key_name, *attributes)))}
+        projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
     for chunk in _chunks(wanted, GET_CHUNK):
-        request = {table: {"Keys": [{key_name: {"S": k}} for k in chunk], "ConsistentRead": True}}
+        request = {table: {"Keys": [{key_name: {"S": k}} for k in chunk], "ConsistentRead": True, **projection}}
         for response in _until_processed(dynamodb.batch_get_item, request, "UnprocessedKeys",
                                          f"BatchGetItem on {table}: keys"):
             for raw in response.get("Responses", {}).get(table, []):

@@ -62,7 +62,7 @@ def write(records: list[dict], events=STORED_EVENTS) -> None:
     if not newest:
         return
     table = os.environ[BOUNCE.env_var]
-    stored = dynamo.batch_get(table, BOUNCE.hash_key, newest)
+    stored = dynamo.batch_get(table, BOUNCE.hash_key, newest, attributes=("timestamp",))
     rows = [item for key, item in newest.items() if stored.get(key, {}).get("timestamp", 0) <= item["timestamp"]]
     dynamo.batch_put(table, rows, (BOUNCE.hash_key,))
 
