@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 
 import boto3
 
+from handlers.delivery import PartiallyWritten
 from handlers.env import Var
 from handlers.hookspecs import hookimpl
 
@@ -43,7 +44,11 @@ EVENT_TYPE = re.compile(r"[a-z_]+")  # SendGrid's event names; snsEvents
 
 
 class NotPublished(RuntimeError):
-    """SNS refused or kept failing some notifications."""
+    """SNS refused or kept failing some notifications; ``published``: the entry ids that did go out."""
+
+    def __init__(self, message: str, published=frozenset()):
+        super().__init__(message)
+        self.published = frozenset(published)
 
 
 @functools.cache
@@ -86,28 +91,47 @@ def entry(entry_id: str, record: dict) -> dict:
 
 def publish(topic_arn: str, entries: list[dict]) -> None:
     """PublishBatch ``entries`` (at most ten); retry the ones SNS failed on its side."""
+    published: set[str] = set()
     for attempt in range(ATTEMPTS):
         response = client().publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+        published |= {s["Id"] for s in response.get("Successful") or []}
         failed = response.get("Failed") or []
         refused = [f for f in failed if f.get("SenderFault")]
         if refused:
-            raise NotPublished(f"SNS refused notifications: {refused}")
+            raise NotPublished(f"SNS refused notifications: {refused}", published)
         if not failed:
             return
         retry = {f["Id"] for f in failed}
         entries = [e for e in entries if e["Id"] in retry]
         time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
-    raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts")
+    raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts", published)
 
 
 def write(records: list[dict]) -> None:
+    """Publish the notified records; when some fail, say which went out (``PartiallyWritten``).
+
+    The webhook then marks those done, so SendGrid's retry does not notify them again.
+    """
     wanted = notified_events()
-    entries = [entry(str(i), r) for i, r in enumerate(records) if r["event"] in wanted]
-    if not entries:
+    chosen = [r for r in records if r["event"] in wanted]
+    done = [r["eventId"] for r in records if r["event"] not in wanted]  # nothing to publish: done
+    if not chosen:
         return
+    entries = [entry(str(i), r) for i, r in enumerate(chosen)]
     topic_arn = os.environ[SNS_TOPIC_ARN.name]
-    for start in range(0, len(entries), BATCH):
-        publish(topic_arn, entries[start:start + BATCH])
+    try:
+        for start in range(0, len(entries), BATCH):
+            chunk = entries[start:start + BATCH]
+            try:
+                publish(topic_arn, chunk)
+            except NotPublished as exc:
+                done += [chosen[int(i)]["eventId"] for i in exc.published]
+                raise
+            done += [chosen[int(e["Id"])]["eventId"] for e in chunk]
+    except Exception as exc:
+        if len(done) > len(records) - len(chosen):
+            raise PartiallyWritten(done, f"{len(done)} of {len(records)} records done: {exc}") from exc
+        raise
     log.info(json.dumps({"message": "sns notifications", "published": len(entries)}))
 
 

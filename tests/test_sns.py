@@ -109,9 +109,65 @@ def test_entries_sns_failed_on_its_side_are_retried_alone(monkeypatch):
     monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
     flaky = FlakySNS({"1"})
     monkeypatch.setattr(sns, "client", lambda: flaky)
-    records = [{"event": "bounce", "email": f"a{i}@x.test", "timestamp": 1764400000} for i in range(3)]
+    records = [{"eventId": f"e{i}", "event": "bounce", "email": f"a{i}@x.test", "timestamp": 1764400000}
+               for i in range(3)]
     sns.write(records)
     assert flaky.calls == [["0", "1", "2"], ["1"]]
+
+
+class DownAfter:
+    """PublishBatch that works for ``calls`` calls, then raises (an outage mid-batch)."""
+
+    def __init__(self, calls: int):
+        self.left, self.published = calls, []
+
+    def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+        if not self.left:
+            raise RuntimeError("SNS is down")
+        self.left -= 1
+        self.published += [e["Id"] for e in PublishBatchRequestEntries]
+        return {"Successful": [{"Id": e["Id"]} for e in PublishBatchRequestEntries], "Failed": []}
+
+
+def test_a_failure_mid_batch_says_which_records_were_published(monkeypatch):
+    from handlers.delivery import PartiallyWritten
+
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
+    down = DownAfter(calls=1)
+    monkeypatch.setattr(sns, "client", lambda: down)
+    records = [{"eventId": f"e{i}", "event": "delivered" if i == 3 else "bounce", "email": f"a{i}@x.test",
+                "timestamp": 1764400000} for i in range(15)]
+    with pytest.raises(PartiallyWritten) as info:
+        sns.write(records)
+    # the first ten notified records went out; the delivered one needs no notification
+    expected = {f"e{i}" for i in range(11)}
+    assert info.value.written == expected
+
+
+def test_a_failure_on_the_first_call_is_a_plain_failure(monkeypatch):
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
+    down = DownAfter(calls=0)
+    monkeypatch.setattr(sns, "client", lambda: down)
+    with pytest.raises(RuntimeError, match="SNS is down"):
+        sns.write([{"eventId": "e0", "event": "bounce", "email": "a@x.test", "timestamp": 1764400000}])
+
+
+def test_an_outage_mid_batch_then_a_retry_notifies_each_event_once(endpoint, notifications, monkeypatch):
+    webhook_ = endpoint("bounce,dropped,dynamodb,sns")
+    events = [bounce(i) for i in range(25)]
+    client = sns.client()
+    real, calls = client.publish_batch, []
+
+    def publish_batch(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("SNS is down")
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "publish_batch", publish_batch)
+    assert [webhook_.post(events)[0] for _ in range(2)] == [503, 200]
+    notified = [json.loads(m["Message"])["email"] for m in notifications()]
+    assert sorted(notified) == sorted(e["email"] for e in events)
 
 
 def test_an_entry_sns_refuses_raises(monkeypatch):
