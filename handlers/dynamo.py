@@ -11,13 +11,14 @@ result for a whole one. Items are plain Python values (serialized here).
 from __future__ import annotations
 
 import functools
-import random
 import time
 from decimal import Decimal
 from typing import Iterable
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from handlers import retry
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
@@ -82,7 +83,7 @@ def _chunks(seq: list, size: int):
 
 def backoff(attempt: int) -> None:
     """Sleep before retry number ``attempt``: exponential, capped, with full jitter."""
-    time.sleep(random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt)))
+    time.sleep(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY))
 
 
 def _until_processed(call, request: dict, leftover: str, what: str):

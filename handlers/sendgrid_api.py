@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 
 import urllib3
 
-from handlers import api_key, env
+from handlers import api_key, env, retry
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def told_wait(headers, now: float | None = None) -> float | None:
 
 def backoff(attempt: int) -> float:
     """Full jitter: a random wait up to ``BASE_DELAY * 2**attempt``, capped at ``MAX_DELAY``."""
-    return random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt))
+    return retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY)
 
 
 def send(payload: dict, deadline: float) -> str:

@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import os
-import random
 import re
 import time
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import boto3
 from handlers.delivery import PartiallyWritten
 from handlers.env import Var
 from handlers.hookspecs import hookimpl
+from handlers.retry import full_jitter
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ SNS_EVENTS = Var("SNS_EVENTS", "Comma-separated event types the sns plugin notif
 
 BATCH = 10  # PublishBatch takes at most ten entries
 ATTEMPTS = 5
+BASE_DELAY, MAX_DELAY = 0.05, 0.8  # seconds: backoff between PublishBatch retries
 SUBJECT_MAX = 99  # SNS: ASCII, no line breaks, under 100 characters
 ATTRIBUTES = ("event", "type", "bounceClassification")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # the stack config's snsEmails
@@ -103,7 +104,7 @@ def publish(topic_arn: str, entries: list[dict]) -> None:
             return
         retry = {f["Id"] for f in failed}
         entries = [e for e in entries if e["Id"] in retry]
-        time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+        time.sleep(full_jitter(attempt, BASE_DELAY, MAX_DELAY))
     raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts", published)
 
 

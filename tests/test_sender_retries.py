@@ -144,3 +144,14 @@ def test_without_an_api_key_the_item_fails_with_a_clear_error(stack, sendgrid, m
     item = item_status()
     assert item["status"] == "failed" and "SENDGRID_API_KEY_PARAMETER" in item["error"]
     assert sendgrid.requests == 0
+
+
+def test_every_retry_loop_waits_with_the_same_full_jitter(monkeypatch):
+    from handlers import dynamo, retry
+
+    sleeps = []
+    monkeypatch.setattr(dynamo.time, "sleep", sleeps.append)
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)  # the longest wait allowed
+    dynamo.backoff(10)
+    assert sleeps == [dynamo.MAX_DELAY]
+    assert sendgrid_api.backoff(1) == 2 * sendgrid_api.BASE_DELAY
