@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STATE = Path(".devstack/state.json")
 HANDLERS = {SENDER: "handlers.sender.lambda_handler", WEBHOOK: "handlers.webhook.lambda_handler"}
-ENV_VARS = {SENDER: env.SENDER, WEBHOOK: env.WEBHOOK}
 FINAL_STATUSES = ("sent", "rejected", "failed")
 STACK_NAME = "local"
 
@@ -107,7 +106,7 @@ class Stack:
                   "SENDGRID_API_KEY": self.sendgrid.api_key, "SENDGRID_WEBHOOK_PUBLIC_KEYS": self.key.public_key_b64,
                   "SENDGRID_EVENTS_STACK": STACK_NAME}
         for name, function in self.functions.items():
-            reads = ENV_VARS.get(name, (env.ENABLED_PLUGINS,))  # a plugin's function: its own vars come from its hook
+            reads = env.READ_BY.get(name, (env.ENABLED_PLUGINS,))  # a plugin's function: its own vars come from its hook
             function.env = {**self.aws.env, **{v.name: values[v.name] for v in reads if v.name in values},
                             **self.local.env[name]}
         self._exit.callback(process_env(self.functions.values()))

@@ -33,7 +33,6 @@ CORE_FUNCTIONS = {
     WEBHOOK: FunctionSpec(WEBHOOK, "handlers.webhook.lambda_handler", timeout=29, memory=256,
                           description="Receives SendGrid Event Webhook batches"),
 }
-INVENTORY = {SENDER: env.SENDER, WEBHOOK: env.WEBHOOK}
 # Variables the handlers read that the program leaves unset: local runs only, or their default is right.
 NOT_SET = frozenset({env.SENDGRID_API_KEY.name, env.SENDGRID_API_HOST.name})
 WEBHOOK_PATH_LENGTH = 48
@@ -83,7 +82,7 @@ class Pipeline(pulumi.ComponentResource):
                              kms_key_arn=storage.kms_key_arn, tables=storage.tables,
                              settings=settings.plugin_settings)
         values = core_environment(settings, api_key.name)
-        for function, inventory in INVENTORY.items():
+        for function, inventory in env.READ_BY.items():
             for var in inventory:
                 if var.name in values:
                     stack.add_env(function, var.name, values[var.name])

@@ -56,3 +56,9 @@ def test_two_plugins_registering_one_event_type_is_an_error(monkeypatch):
     monkeypatch.setitem(manager.BUILTIN_PLUGINS, "copycat", "tests.copycat_plugin")
     with pytest.raises(manager.PluginError, match="both 'bounce' and 'copycat'"):
         manager.build("bounce,copycat")
+
+
+def test_each_core_function_has_its_variable_inventory():
+    from handlers import env, tables
+
+    assert env.READ_BY == {tables.SENDER: env.SENDER, tables.WEBHOOK: env.WEBHOOK}
