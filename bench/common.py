@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -143,62 +141,18 @@ def reset_api_key() -> None:
     reset()
 
 
-_SERVE = """
-import logging, sys
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()  # until the benchmark closes our stdin (or dies)
-server.stop()
-"""
-
-
-class MotoProcess(LocalAWS):
-    """``LocalAWS`` whose moto server runs in a child process (as DynamoDB is not inside a Lambda).
-
-    In-process, moto's request handling shares the benchmark's GIL, which
-    serializes a concurrent client (the sender's threads) behind the server.
-    """
-
-    def __init__(self, region: str = "us-east-1"):
-        self.region = region
-        self.endpoint_url = None
-        self._child = None
-
-    def start(self) -> "MotoProcess":
-        self._child = subprocess.Popen([sys.executable, "-c", _SERVE], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, text=True)
-        port = self._child.stdout.readline().strip()
-        if not port.isdigit():
-            self.stop()
-            raise RuntimeError("the moto server process did not start")
-        self.endpoint_url = f"http://127.0.0.1:{port}"
-        return self
-
-    def stop(self) -> None:
-        if self._child and self._child.poll() is None:
-            self._child.stdin.close()
-            try:
-                self._child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
-
-
 @contextlib.contextmanager
-def local_aws(plugins: str | None = None, own_process: bool = True) -> Iterator[tuple[LocalAWS, manager.Plugins]]:
+def local_aws(plugins: str | None = None) -> Iterator[tuple[LocalAWS, manager.Plugins]]:
     """moto on 127.0.0.1 with the tables of ``plugins``; this process's boto3 clients pointed at it.
 
-    ``own_process``: moto runs in a child process (the default), else in a
-    thread of this one (as ``devstack`` runs it). Restores the environment
-    and the handlers' cached clients afterwards.
+    moto runs in a child process (``devstack.aws``), as DynamoDB is not inside
+    a Lambda: in-process, its request handling would share the benchmark's GIL.
+    Restores the environment and the handlers' cached clients afterwards.
     """
     saved = dict(os.environ)
-    aws = (MotoProcess() if own_process else LocalAWS()).start()
+    aws = LocalAWS().start()
     try:
-        os.environ.update(aws.env)
+        os.environ.update(aws.env())
         os.environ.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)

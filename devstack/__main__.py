@@ -1,6 +1,6 @@
 """``python -m devstack up | demo | env``: the whole pipeline on one machine.
 
-up    start everything on 127.0.0.1, write the state file, run until Ctrl-C / SIGTERM
+up    apply the Pulumi program to moto on 127.0.0.1, run it, write the state file; until Ctrl-C / SIGTERM
 demo  start it, run the article's two scenarios, print the tables; exit 0 only when right
 env   print ``export`` lines (AWS_ENDPOINT_URL, region, credentials) for a running ``up``
 """
@@ -8,6 +8,7 @@ env   print ``export`` lines (AWS_ENDPOINT_URL, region, credentials) for a runni
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import signal
@@ -24,16 +25,20 @@ def up(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    options = Options(plugins=args.plugins, state_path=Path(args.state), webhook_delay=args.webhook_delay)
+    options = Options(plugins=args.plugins, settings=dict(args.set), state_path=Path(args.state),
+                      webhook_delay=args.webhook_delay)
     with Stack(options) as stack:
         state = stack.state
         width = max(len(k) for k in state["tables"])
-        print(f"devstack up (plugins: {', '.join(state['plugins'])})\n"
+        print(f"devstack up (plugins: {', '.join(state['plugins'])}): the Pulumi program, applied to moto "
+              f"({len(stack.applier.applied)} resources; IAM enforced)\n"
               f"  AWS endpoint   {state['aws_endpoint_url']}  (region {state['region']})\n"
               f"  webhook URL    {state['webhook_url']}\n"
-              f"  SendGrid API   {state['sendgrid_api_host']}\n"
+              + "".join(f"  {name} URL{' ' * max(1, 11 - len(name))}{url}\n" for name, url in state["urls"].items())
+              + f"  SendGrid API   {state['sendgrid_api_host']}\n"
               + "".join(f"  table {k:<{width}} {v}\n" for k, v in state["tables"].items())
-              + f"  state file     {args.state}\n"
+              + f"  failure queue  {state['queues']['sender_failures']}\n"
+              f"  state file     {args.state}\n"
               f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"). "
               "Ctrl-C stops.", flush=True)
         # A process signal may land on any thread; the handler runs in the main thread only
@@ -60,12 +65,25 @@ def env(args) -> int:
     return 0
 
 
+def setting(text: str) -> tuple[str, object]:
+    """``key=value``: the value as JSON when it is JSON (numbers, booleans, lists), else the text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("up", help="run the local stack until Ctrl-C / SIGTERM")
     p.add_argument("--plugins", help="comma-separated plugin names (default: bounce,dropped,dynamodb)")
+    p.add_argument("--set", action="append", type=setting, default=[], metavar="KEY=VALUE",
+                   help="a stack config key (as in Pulumi.yaml, without namespace), e.g. --set snsEvents='[\"bounce\"]'")
     p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
     p.add_argument("--webhook-delay", type=float, default=1.0,
                    help="seconds before SendGrid posts a mail's events (default: %(default)s)")

@@ -1,10 +1,14 @@
-"""The webhook's HTTP front: what API Gateway (REST, Lambda proxy) does, on 127.0.0.1.
+"""The REST API's HTTP front: what API Gateway (Lambda proxy) does, on 127.0.0.1.
 
-Each POST to the webhook path becomes a REST proxy event (raw body, headers,
-``isBase64Encoded``) for the webhook function; its answer becomes the HTTP
-response. Like API Gateway: another path or method gets 403 ``Missing
-Authentication Token``, and a function that raises or answers something that
-is not a proxy response gets 502 ``Internal server error``.
+It serves the routes the program applied (``devstack.applied.routes``):
+``/<stage>/<path>`` with the method, proxied to the integration's function.
+Each request becomes a REST proxy event (raw body, headers,
+``isBase64Encoded``: base64 for the API's binary media types and for bodies
+that are not UTF-8); the function's answer becomes the HTTP response. Like API
+Gateway: an unknown path or method gets 403 ``Missing Authentication Token``;
+a route whose function does not permit API Gateway to invoke it gets 500; a
+function that raises or answers something that is not a proxy response gets
+502; one that outlives its timeout, 504.
 
 ``fail_next`` makes the front answer a status of its choice (a 500 by
 default) before or after running the function: how tests make SendGrid post
@@ -14,9 +18,9 @@ a batch again.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
-import secrets
 import threading
 import time
 import uuid
@@ -25,11 +29,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
 from devstack.http import LoopbackServer
-from devstack.lambdas import Function
+from devstack.lambdas import FunctionTimeout
 
 log = logging.getLogger(__name__)
 
 STAGE = "v1"
+INTERNAL_ERROR = b'{"message": "Internal server error"}'
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,21 @@ class Failure:
     after_function: bool = False
 
 
+def is_binary(content_type: str | None, binary_media_types: tuple[str, ...]) -> bool:
+    """Whether API Gateway hands a body of ``content_type`` to the function base64-encoded."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return any(fnmatch.fnmatchcase(media, t.lower()) for t in binary_media_types)
+
+
 def proxy_event(method: str, path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str,
-                stage: str = STAGE) -> dict:
-    """An API Gateway REST proxy event; the body as text when it is UTF-8, base64 otherwise."""
+                stage: str = STAGE, binary: bool = False) -> dict:
+    """An API Gateway REST proxy event; the body as text when it is UTF-8 (and not ``binary``), else base64."""
     multi: dict[str, list[str]] = {}
     for name, value in headers:
         multi.setdefault(name, []).append(value)
     try:
+        if binary:
+            raise UnicodeDecodeError("utf-8", b"", 0, 0, "a binary media type")
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode(), True
@@ -87,22 +100,23 @@ def http_answer(result) -> tuple[int, dict[str, str], bytes]:
     return result["statusCode"], headers, data
 
 
-class WebhookFront(LoopbackServer):
-    """The HTTP front of ``function``; ``url`` is the webhook URL once started."""
+class ApiFront(LoopbackServer):
+    """The HTTP front; ``base_url`` is known once started, the routes once ``serve`` is called."""
 
-    def __init__(self, function: Function, stage: str = STAGE):
-        self.function = function
-        self.path = f"/{stage}/{secrets.token_urlsafe(24)}"
-        self.stage = stage
+    thread_name = "api-front"
+
+    def __init__(self):
+        self.routes: dict[tuple[str, str], tuple] = {}
         self.answers: list[int] = []
         self._failures: deque[Failure] = deque()
         self._lock = threading.Lock()
 
-    thread_name = "webhook-front"
+    def serve(self, routes, functions) -> None:
+        """``routes`` (``devstack.applied.Route``), each to ``functions[route.function]``."""
+        self.routes = {(r.method, f"/{r.stage}{r.path}"): (r, functions[r.function]) for r in routes}
 
-    @property
-    def url(self) -> str:
-        return self.base_url + self.path
+    def url(self, route) -> str:
+        return f"{self.base_url}/{route.stage}{route.path}"
 
     def fail_next(self, times: int = 1, status: int = 500, after_function: bool = False) -> None:
         """Answer ``status`` to the next ``times`` requests (after running the function, if asked)."""
@@ -111,21 +125,31 @@ class WebhookFront(LoopbackServer):
 
     def handle(self, http: BaseHTTPRequestHandler) -> None:
         body = http.rfile.read(int(http.headers.get("Content-Length") or 0))
-        if http.command != "POST" or http.path.split("?")[0] != self.path:
+        path = http.path.split("?")[0]
+        found = self.routes.get((http.command, path))
+        if found is None:
             return self._reply(http, 403, {}, json.dumps({"message": "Missing Authentication Token"}).encode())
+        route, function = found
         with self._lock:
             failure = self._failures.popleft() if self._failures else None
         if failure and not failure.after_function:
-            return self._reply(http, failure.status, {}, b'{"message": "Internal server error"}')
-        event = proxy_event("POST", http.path.split("?")[0], list(http.headers.items()), body,
-                            http.client_address[0], self.stage)
+            return self._reply(http, failure.status, {}, INTERNAL_ERROR)
+        if not route.permitted:
+            log.error("API Gateway may not invoke %s (no lambda:InvokeFunction permission for this route)",
+                      route.function)
+            return self._reply(http, 500, {}, INTERNAL_ERROR)
+        event = proxy_event(http.command, path, list(http.headers.items()), body, http.client_address[0],
+                            route.stage, is_binary(http.headers.get("Content-Type"), route.binary_media_types))
         try:
-            status, headers, data = http_answer(self.function.invoke(event))
-        except Exception:
-            log.exception("webhook function failed")
-            status, headers, data = 502, {}, b'{"message": "Internal server error"}'
+            status, headers, data = http_answer(function.invoke(event))
+        except FunctionTimeout as exc:
+            log.error("%s", exc)
+            status, headers, data = 504, {}, b'{"message": "Endpoint request timed out"}'
+        except Exception as exc:
+            log.error("%s failed: %s", route.function, exc)
+            status, headers, data = 502, {}, INTERNAL_ERROR
         if failure:
-            status, headers, data = failure.status, {}, b'{"message": "Internal server error"}'
+            status, headers, data = failure.status, {}, INTERNAL_ERROR
         self._reply(http, status, headers, data)
 
     def _reply(self, http: BaseHTTPRequestHandler, status: int, headers: dict, data: bytes) -> None:

@@ -1,13 +1,18 @@
-"""The event source mapping: the mail sender table's stream, fed to the sender function.
+"""Lambda's poller for a DynamoDB stream, following the applied event source mapping.
 
-Mirrors the mapping the Pulumi program creates: a filter that lets only
-INSERT records through (the others are consumed, never delivered), batches of
-up to 100 records in Lambda's DynamoDB Streams event shape, partial batch
-responses (``batchItemFailures``: the batch is retried from the first failed
-record, records before it are done), bounded retries with backoff (counted
-from the latest checkpoint), then the
-batch's description goes to the on-failure destination (an SQS queue) and the
-poller moves on.
+Reads every shard of the mapped stream (from the mapping's starting
+position) with the function's own credentials, as Lambda's poller uses the
+function's role. Records the mapping's filter criteria do not match are
+consumed, never delivered. The rest go to the function in batches of up to
+``BatchSize``, in Lambda's DynamoDB Streams event shape. With
+``ReportBatchItemFailures`` a ``batchItemFailures`` answer retries the batch
+from the first failed record (records before it are done); without it, only
+an error fails a batch. A failing batch is split in two when
+``BisectBatchOnFunctionError`` is on (splitting is not a retry); a record is
+retried ``MaximumRetryAttempts`` times (counted from the latest checkpoint;
+-1: until it expires) and dropped once older than
+``MaximumRecordAgeInSeconds``; either way the batch's description goes to the
+on-failure destination and the poller moves on.
 """
 
 from __future__ import annotations
@@ -15,12 +20,48 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
-from devstack.lambdas import Function
-
 log = logging.getLogger(__name__)
+
+MISSING = object()
+
+
+def matches(pattern: dict, value) -> bool:
+    """Whether ``value`` (a record) matches a Lambda event filter ``pattern``.
+
+    Supported: nested objects, lists of allowed values (equality), and the
+    ``exists``, ``prefix`` and ``anything-but`` rules; another rule is an
+    error, never silently a match.
+    """
+    for key, rule in pattern.items():
+        found = value.get(key, MISSING) if isinstance(value, dict) else MISSING
+        if isinstance(rule, dict):  # deeper keys of an absent object are absent (``exists: false`` holds)
+            if not matches(rule, found if isinstance(found, dict) else {}):
+                return False
+        elif isinstance(rule, list):
+            if not any(_allowed(r, found) for r in rule):
+                return False
+        else:
+            raise ValueError(f"filter pattern: the rule for {key!r} must be an object or a list, not {rule!r}")
+    return True
+
+
+def _allowed(rule, found) -> bool:
+    if isinstance(rule, dict):
+        [(name, argument)] = rule.items()
+        if name == "exists":
+            return (found is not MISSING) == bool(argument)
+        if found is MISSING:
+            return False
+        if name == "prefix":
+            return isinstance(found, str) and found.startswith(argument)
+        if name == "anything-but":
+            return found not in (argument if isinstance(argument, list) else [argument])
+        raise ValueError(f"filter pattern: the local poller does not support the rule {name!r}")
+    return found is not MISSING and found == rule
 
 
 def lambda_record(record: dict, stream_arn: str, region: str) -> dict:
@@ -50,19 +91,16 @@ def failed_position(batch: list[dict], result) -> int | None:
 
 
 class StreamPoller:
-    """Polls ``stream_arn`` (every shard, from the start) and invokes ``function``."""
+    """Polls the stream of ``mapping`` (a ``devstack.applied.StreamMapping``) and invokes ``function``."""
 
-    def __init__(self, streams, stream_arn: str, function: Function, *, region: str,
-                 on_failure=None, batch_size: int = 100, interval: float = 0.1,
-                 max_retries: int = 3, retry_delay: float = 0.2):
+    def __init__(self, streams, mapping, function, *, region: str, on_failure=None,
+                 interval: float = 0.1, retry_delay: float = 0.2):
         self.streams = streams
-        self.stream_arn = stream_arn
+        self.mapping = mapping
         self.function = function
         self.region = region
         self.on_failure = on_failure
-        self.batch_size = batch_size
         self.interval = interval
-        self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.invocations = 0
         self.delivered = 0
@@ -74,10 +112,11 @@ class StreamPoller:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "StreamPoller":
-        for shard in self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]:
+        arn = self.mapping.stream_arn
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
             self._iterators[shard["ShardId"]] = self.streams.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard["ShardId"],
-                ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                StreamArn=arn, ShardId=shard["ShardId"],
+                ShardIteratorType=self.mapping.starting_position)["ShardIterator"]
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
         self._thread.start()
         return self
@@ -102,46 +141,75 @@ class StreamPoller:
             answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard] = answer["NextShardIterator"]
             for record in answer["Records"]:
-                if record.get("eventName") == "INSERT":
-                    self._buffer.append(lambda_record(record, self.stream_arn, self.region))
+                record = lambda_record(record, self.mapping.stream_arn, self.region)
+                if not self.mapping.filters or any(matches(p, record) for p in self.mapping.filters):
+                    self._buffer.append(record)
                 else:
                     self.filtered += 1
 
     def _deliver(self) -> None:
-        attempts = 0
+        full = self.mapping.batch_size
+        attempts, limit, split = 0, full, 0  # split: records left of the batch that was bisected
         while self._buffer and not self._stop.is_set():
-            batch = self._buffer[:self.batch_size]
+            if self._expired():
+                attempts, limit, split = 0, full, 0
+                continue
+            batch = self._buffer[:limit]
             self.invocations += 1
             try:
-                position = failed_position(batch, self.function.invoke({"Records": batch}))
-            except Exception:
-                log.exception("the sender function failed on a batch of %d", len(batch))
-                position = 0
+                result = self.function.invoke({"Records": batch})
+                position = failed_position(batch, result) if self.mapping.report_failures else None
+                errored = False
+            except Exception as exc:
+                log.warning("the %s function failed on a batch of %d: %s", self.function.name, len(batch), exc)
+                position, errored = 0, True
             done = len(batch) if position is None else position
             self.delivered += done
             del self._buffer[:done]
+            split -= done
+            if split <= 0:  # past the bisected batch: full batches again
+                limit, split = full, 0
             if position is None:
                 attempts = 0
                 continue
+            if errored and self.mapping.bisect and len(batch) > 1:
+                limit, split = (len(batch) + 1) // 2, len(batch)  # try each half on its own; not a retry
+                continue
             attempts = 1 if position else attempts + 1  # progress: a new checkpoint, its first failure
-            if attempts > self.max_retries:
+            if 0 <= self.mapping.max_retries < attempts:
                 failed = batch[position:]
                 del self._buffer[:len(failed)]
-                self._discard(failed, attempts)
-                attempts = 0
+                self._discard(failed, attempts, "RetryAttemptsExhausted")
+                attempts, limit, split = 0, full, 0
             else:
-                self._stop.wait(self.retry_delay * 2 ** (attempts - 1))
+                self._stop.wait(self.retry_delay * 2 ** min(attempts - 1, 5))
 
-    def _discard(self, records: list[dict], attempts: int) -> None:
-        info = on_failure_message(records, self.stream_arn, self.function.name, attempts)
-        log.warning("sender: %d record(s) failed %d times, sent to the on-failure destination",
-                    len(records), attempts)
+    def _expired(self) -> bool:
+        """Drop the records at the head of the buffer that are older than the mapping allows."""
+        if self.mapping.max_record_age < 0:
+            return False
+        oldest = time.time() - self.mapping.max_record_age
+        count = 0
+        for record in self._buffer:
+            if record["dynamodb"].get("ApproximateCreationDateTime", time.time()) >= oldest:
+                break
+            count += 1
+        if count:
+            expired, self._buffer[:count] = self._buffer[:count], []
+            self._discard(expired, 0, "RecordAgeExceeded")
+        return bool(count)
+
+    def _discard(self, records: list[dict], attempts: int, condition: str) -> None:
+        info = on_failure_message(records, self.mapping.stream_arn, self.function.name, attempts, condition)
+        log.warning("%s: %d record(s) sent to the on-failure destination (%s)",
+                    self.function.name, len(records), condition)
         self.discarded.append(info)
         if self.on_failure:
             self.on_failure(info)
 
 
-def on_failure_message(records: list[dict], stream_arn: str, function: str, attempts: int) -> dict:
+def on_failure_message(records: list[dict], stream_arn: str, function: str, attempts: int,
+                       condition: str = "RetryAttemptsExhausted") -> dict:
     """What Lambda sends to an on-failure destination for a stream batch it gave up on."""
     def arrival(record):
         stamp = record["dynamodb"].get("ApproximateCreationDateTime") or 0
@@ -149,7 +217,7 @@ def on_failure_message(records: list[dict], stream_arn: str, function: str, atte
 
     return {
         "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": function,
-                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
+                           "condition": condition, "approximateInvokeCount": attempts},
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
         "version": "1.0",
         "timestamp": datetime.now(timezone.utc).isoformat(),
@@ -169,4 +237,3 @@ def to_queue(sqs, queue_url: str):
     def send(info: dict) -> None:
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(info))
     return send
-

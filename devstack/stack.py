@@ -1,45 +1,61 @@
-"""The whole pipeline on one machine: start it, describe it, stop it.
+"""The whole pipeline on one machine: the Pulumi program applied to moto, then run.
 
-``Stack(Options(...)).start()`` brings up, all on 127.0.0.1: moto with every
-declared table (``handlers.tables.create_tables``, the definitions the Pulumi
-program uses) and whatever the enabled plugins' ``local_infrastructure`` hooks
-add; the SendGrid stand-in and its Event Webhook poster; the webhook's HTTP
-front; the stream poller feeding the sender. Then it writes the state file
+``Stack(Options(...)).start()`` brings up, all on 127.0.0.1: moto with IAM
+enforced (``devstack.aws``), the SendGrid stand-in and its Event Webhook
+poster, and the API front. Then it runs the Pulumi program itself
+(``__main__.py``, with this stack's config) and applies every resource it
+registers to moto (``devstack.apply``), and runs the pipeline on what was
+applied (``devstack.applied``): each function in processes of its own with
+exactly the applied environment and the credentials of its role
+(``devstack.lambdas``), the front serving the applied routes, the poller
+following the applied event source mapping. Then it writes the state file
 (``state``), which ``stop()`` removes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from devstack.aws import Local, LocalAWS
+from devstack import applied
+from devstack.apply import Applier, ApplyError
+from devstack.aws import LocalAWS
 from devstack.eventwebhook import EventPoster, WebhookKey
-from devstack.front import WebhookFront
-from devstack.lambdas import Function, process_env
+from devstack.front import ApiFront
+from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
 from devstack.sendgrid import SendGridStandIn
 from handlers import dynamo, env, manager
-from handlers.tables import MAIL_SENDER, SENDER, WEBHOOK, create_tables
+from handlers.tables import MAIL_SENDER
+from infra import offline
+from infra.config import NAMESPACE
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE = Path(".devstack/state.json")
-HANDLERS = {SENDER: "handlers.sender.lambda_handler", WEBHOOK: "handlers.webhook.lambda_handler"}
 FINAL_STATUSES = ("sent", "rejected", "failed")
 STACK_NAME = "local"
+PREFIX = f"{offline.PROJECT}-{STACK_NAME}-"  # the program names each function's resource <project>-<stack>-<function>
+FUNCTION = "aws:lambda/function:Function"
 
 
 @dataclass
 class Options:
     plugins: str | None = None
-    """Comma-separated plugin names (None: the defaults), as ``ENABLED_PLUGINS``."""
+    """Comma-separated plugin names (None: the defaults), the stack's ``plugins``."""
+    settings: dict[str, object] = field(default_factory=dict)
+    """More stack config (key without namespace -> value), as ``pulumi config set`` would set it."""
     state_path: Path | None = DEFAULT_STATE
     """Where the state file goes (None: no file)."""
     webhook_delay: float = 0.3
@@ -49,7 +65,9 @@ class Options:
     poll_interval: float = 0.1
     """Seconds between reads of an idle stream."""
     sender_max_retries: int = 3
-    """Retries of a failing stream batch before it goes to the on-failure queue."""
+    """The stack's ``streamMaximumRetryAttempts``: retries of a failing stream batch."""
+    plugin_paths: tuple[Path, ...] = ()
+    """Folders of plugins under development: on the program's path and the functions' (as a layer)."""
 
 
 class Stack:
@@ -79,67 +97,99 @@ class Stack:
         """Stop everything that was started, newest first; remove the state file."""
         self._exit.close()
 
+    def config(self) -> dict[str, str]:
+        """The stack config the program gets, as the CLI hands it (``namespace:key`` -> text)."""
+        values = {"sendgridApiKey": self.sendgrid.api_key, "webhookPublicKeys": [self.key.public_key_b64],
+                  "plugins": list(self.plugins.names), "inboundPublicKeys": [self.key.public_key_b64],
+                  "streamMaximumRetryAttempts": self.options.sender_max_retries, **self.options.settings}
+        return {f"{NAMESPACE}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
     def _start(self) -> None:
         opts = self.options
         started = time.monotonic()
         self.aws = self._started(LocalAWS())
-        ddb = self.aws.client("dynamodb")
         self.key = WebhookKey()
-        self.local = Local(self.aws, tables={}, public_key=self.key.public_key_b64)
-        names = self.local.tables
-        tables_env = create_tables(ddb, self.plugins.tables.values(),
-                                   name_of=lambda t: names.setdefault(t.name, self.local.name(t.name)))
-        for table in self.plugins.tables.values():
-            for function in table.access:
-                self.local.add_env(function, table.env_var, tables_env[table.env_var])
-        sqs = self.aws.client("sqs")
-        failures_queue = sqs.create_queue(QueueName=self.local.name("sender-failures"))["QueueUrl"]
-        self.plugins.hook.local_infrastructure(local=self.local)
-
         self.poster = EventPoster(self.key, delay=opts.webhook_delay, retry_delay=opts.webhook_retry_delay)
         self.sendgrid = self._started(SendGridStandIn(on_accept=self.poster.accept))
-        self.functions = {name: Function(name, handler)
-                          for name, handler in {**HANDLERS, **self.local.functions}.items()}
-        self.front = self._started(WebhookFront(self.functions[WEBHOOK]))
-        self.fronts = {fn: self._started(WebhookFront(self.functions[fn])) for fn in self.local.routes}
-        values = {"ENABLED_PLUGINS": ",".join(self.plugins.names), "SENDGRID_API_HOST": self.sendgrid.url,
-                  "SENDGRID_API_KEY": self.sendgrid.api_key, "SENDGRID_WEBHOOK_PUBLIC_KEYS": self.key.public_key_b64,
-                  "SENDGRID_EVENTS_STACK": STACK_NAME}
-        for name, function in self.functions.items():
-            reads = env.READ_BY.get(name, (env.ENABLED_PLUGINS,))  # a plugin's function: its own vars come from its hook
-            function.env = {**self.aws.env, **{v.name: values[v.name] for v in reads if v.name in values},
-                            **self.local.env[name]}
-        self._exit.callback(process_env(self.functions.values()))
-        self.poster.url = self.front.url
-        self._started(self.poster)
+        self.front = self._started(ApiFront())
 
-        stream_arn = ddb.describe_table(TableName=names[MAIL_SENDER.name])["Table"]["LatestStreamArn"]
+        self.applier = Applier(self.aws, self.front.base_url)
+        with _on_path(opts.plugin_paths):
+            try:
+                program = offline.run(self.config(), self.applier, stack=STACK_NAME,
+                                      secret_keys=(f"{NAMESPACE}:sendgridApiKey",))
+            except ApplyError:
+                raise self.applier.errors[0] from None
+        self.outputs = program.resolved_outputs()
+
+        self.functions = self._functions()
+        by_lambda_name = {f.lambda_name: f for f in self.functions.values()}
+        self.front.serve(applied.routes(self.aws), by_lambda_name)
+        [mapping] = applied.stream_mappings(self.aws)
+        sender = by_lambda_name[mapping.function]
+        on_failure = None
+        if mapping.on_failure:  # Lambda finds the queue; it sends with the function's role
+            queue = self.aws.client("sqs").get_queue_url(QueueName=mapping.on_failure.rsplit(":", 1)[1])
+            on_failure = to_queue(self.aws.client("sqs", sender.credentials), queue["QueueUrl"])
         self.poller = self._started(StreamPoller(
-            self.aws.client("dynamodbstreams"), stream_arn, self.functions[SENDER], region=self.aws.region,
-            on_failure=to_queue(sqs, failures_queue), interval=opts.poll_interval,
-            max_retries=opts.sender_max_retries))
+            self.aws.client("dynamodbstreams", sender.credentials), mapping, sender, region=self.aws.region,
+            on_failure=on_failure, interval=opts.poll_interval))
+        self.poster.url = self.outputs["webhookUrl"]
+        self._started(self.poster)
+        self.state = self._state(mapping)
+        if opts.state_path:
+            write_state(Path(opts.state_path), self.state)
+            self._exit.callback(remove_state, Path(opts.state_path), self.state["pid"])
+        log.info("devstack up in %.1fs", time.monotonic() - started)
 
-        self.state = {
+    def _functions(self) -> dict[str, Function]:
+        """Every applied function, started (their cold starts side by side), by logical name."""
+        lam = self.aws.client("lambda")
+        functions = {}
+        for made in self.applier.of_type(FUNCTION):
+            name = made.outputs["name"]
+            config = lam.get_function_configuration(FunctionName=name)
+            credentials = applied.credentials_for(self.aws, name, config["Role"])
+            package = self._unpacked(name)
+            function = Function(
+                name=made.name.removeprefix(PREFIX), handler=config["Handler"], package=package,
+                env={**config.get("Environment", {}).get("Variables", {}),
+                     **self.aws.env(credentials),
+                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config["MemorySize"]),
+                     env.SENDGRID_API_HOST.name: self.sendgrid.url},  # the stand-in, not the real API
+                timeout=config["Timeout"], lambda_name=name, credentials=credentials,
+                extra_paths=tuple(str(p) for p in self.options.plugin_paths))
+            functions[function.name] = function
+        with ThreadPoolExecutor(len(functions)) as pool:
+            list(pool.map(lambda f: self._started(f), functions.values()))
+        return functions
+
+    def _unpacked(self, function_name: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"devstack-{function_name}-"))
+        self._exit.callback(shutil.rmtree, folder, ignore_errors=True)
+        zipfile.ZipFile(io.BytesIO(self.applier.archives[function_name])).extractall(folder)
+        return folder
+
+    def _state(self, mapping) -> dict:
+        urls = {k.removesuffix("Url"): v for k, v in self.outputs.items() if k.endswith("Url") and k != "dlqUrl"}
+        return {
             "pid": os.getpid(),
             "plugins": list(self.plugins.names),
             "aws_endpoint_url": self.aws.endpoint_url,
             "region": self.aws.region,
-            "aws_env": self.aws.env,
-            "tables": dict(names),
-            "streams": {MAIL_SENDER.name: stream_arn},
-            "queues": {"sender_failures": failures_queue},
-            "webhook_url": self.front.url,
-            "urls": {fn: front.url for fn, front in self.fronts.items()},
+            "aws_env": self.aws.env(),
+            "tables": dict(self.outputs["tableNames"]),
+            "streams": {MAIL_SENDER.name: mapping.stream_arn},
+            "queues": {"sender_failures": self.outputs["dlqUrl"]},
+            "webhook_url": urls.pop("webhook"),
+            "urls": urls,
+            "outputs": self.outputs,
             "sendgrid_api_host": self.sendgrid.url,
             "sendgrid_api_key": self.sendgrid.api_key,
             "webhook_public_key": self.key.public_key_b64,
             "webhook_private_key_pem": self.key.private_key_pem,
             "env": {name: dict(function.env) for name, function in self.functions.items()},
         }
-        if opts.state_path:
-            write_state(Path(opts.state_path), self.state)
-            self._exit.callback(remove_state, Path(opts.state_path), self.state["pid"])
-        log.info("devstack up in %.1fs", time.monotonic() - started)
 
     def _started(self, component):
         """Start ``component`` and make ``stop()`` stop it."""
@@ -197,12 +247,16 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0, inte
 def write_state(path: Path, state: dict) -> None:
     """Write the state file atomically, readable by its owner only (it holds a private key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(state, out, indent=2)
-        out.write("\n")
-    os.replace(tmp, path)
+    # A new file of our own (O_EXCL, mode 0600): never a leftover or a symlink someone put there.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(state, out, indent=2)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def read_state(path: Path = DEFAULT_STATE) -> dict:
@@ -217,3 +271,18 @@ def remove_state(path: Path, pid: int) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError):
         if json.loads(path.read_text()).get("pid") == pid:
             path.unlink()
+
+
+@contextlib.contextmanager
+def _on_path(paths):
+    """``paths`` first on ``sys.path`` while the program runs (plugins under development)."""
+    import importlib
+    import sys
+
+    saved = list(sys.path)
+    sys.path[:0] = [str(p) for p in paths]
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path[:] = saved

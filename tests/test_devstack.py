@@ -95,9 +95,14 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
     state = json.loads(path.read_text())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds a private key
 
-    # AWS: the endpoint answers with exactly the declared tables, names as in the state.
+    # AWS: the endpoint answers (to the administrator: IAM is enforced) with exactly the declared tables.
+    admin = state["aws_env"]
     client = boto3.client("dynamodb", endpoint_url=state["aws_endpoint_url"], region_name=state["region"],
-                          aws_access_key_id="any", aws_secret_access_key="any")
+                          aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"])
+    with pytest.raises(client.exceptions.ClientError, match="security token included in the request is invalid"):
+        boto3.client("dynamodb", endpoint_url=state["aws_endpoint_url"], region_name=state["region"],
+                     aws_access_key_id="any", aws_secret_access_key="any").list_tables()
     assert sorted(client.list_tables()["TableNames"]) == sorted(state["tables"].values())
     assert set(state["tables"]) == set(stack.plugins.tables) >= {"mail_sender", "sent_log", "bounce"}
     described = client.describe_table(TableName=state["tables"]["mail_sender"])["Table"]
@@ -112,12 +117,16 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
                 assert env[table.env_var] == state["tables"][name]
     assert sender_env["ENABLED_PLUGINS"] == webhook_env["ENABLED_PLUGINS"] == "bounce,dropped,dynamodb"
     assert sender_env["SENDGRID_API_HOST"] == state["sendgrid_api_host"]
-    assert sender_env["SENDGRID_API_KEY"] == state["sendgrid_api_key"]
+    # The API key is where the program put it: an SSM SecureString, never in an environment.
+    assert sender_env["SENDGRID_API_KEY_PARAMETER"] == state["outputs"]["apiKeyParameter"]
+    assert not any(state["sendgrid_api_key"] in v for env in state["env"].values() for v in env.values())
     assert webhook_env["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == state["webhook_public_key"]
-    assert "SENDGRID_API_KEY" not in webhook_env and "SENDGRID_WEBHOOK_PUBLIC_KEYS" not in sender_env
+    assert "SENDGRID_API_KEY_PARAMETER" not in webhook_env and "SENDGRID_WEBHOOK_PUBLIC_KEYS" not in sender_env
+    # Each function acts as itself: its own key, neither the administrator's nor the other's.
+    keys = {env["AWS_ACCESS_KEY_ID"] for env in (sender_env, webhook_env, admin)}
+    assert len(keys) == 3
     for env in (sender_env, webhook_env):
         assert env["AWS_ENDPOINT_URL"] == state["aws_endpoint_url"]
-        assert all(os.environ[k] == v for k, v in env.items())  # what the in-process handlers see
 
     # The webhook URL takes a batch signed with the state's private key, and only that.
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -144,7 +153,6 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
 
     stack.stop()
     assert not path.exists()
-    assert "AWS_ENDPOINT_URL" not in os.environ or os.environ["AWS_ENDPOINT_URL"] != state["aws_endpoint_url"]
 
 
 def test_up_runs_until_sigterm_and_a_user_inserts_an_item_with_plain_boto3(tmp_path):
@@ -185,10 +193,11 @@ def test_up_runs_until_sigterm_and_a_user_inserts_an_item_with_plain_boto3(tmp_p
     assert not path.exists()
 
 
-def test_a_plugin_creates_its_local_resources_and_env(local_stack):
-    """``local_infrastructure`` hooks get clients, names and env before the functions start."""
+def test_a_plugins_infrastructure_is_applied_from_the_program(local_stack):
+    """The ``sns`` plugin's ``infrastructure`` hook is all it writes: the local stack applies it."""
     stack = local_stack("bounce,dropped,dynamodb,sns")
     [topic] = [t["TopicArn"] for t in stack.aws.client("sns").list_topics()["Topics"]]
-    assert topic.endswith(":" + stack.local.name("notify"))
-    assert stack.state["env"]["webhook"]["SNS_TOPIC_ARN"] == topic == os.environ["SNS_TOPIC_ARN"]
+    assert topic == stack.state["outputs"]["snsTopicArn"] == stack.state["env"]["webhook"]["SNS_TOPIC_ARN"]
+    attributes = stack.aws.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")  # encrypted with the stack's key
     assert "SNS_TOPIC_ARN" not in stack.state["env"]["sender"]

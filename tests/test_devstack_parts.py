@@ -1,7 +1,9 @@
-"""The local stack's parts, one at a time: signing, the API Gateway front, the stream poller, the env."""
+"""The local stack's parts, one at a time: signing, the API Gateway front, the stream poller, a function."""
 
 import base64
 import os
+import textwrap
+from dataclasses import replace
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -11,8 +13,9 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from devstack.eventwebhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventPoster, WebhookKey, batch_body
 from devstack.front import http_answer, proxy_event
-from devstack.lambdas import Function, merged_env, process_env
-from devstack.poller import StreamPoller
+from devstack.applied import StreamMapping, widened
+from devstack.lambdas import Function, FunctionError, FunctionTimeout
+from devstack.poller import StreamPoller, matches
 from devstack.stack import wait_for
 from handlers import webhook
 
@@ -85,21 +88,35 @@ def stream_records(names):
             for i, name in enumerate(names)]
 
 
-def poll(records, handler, **options):
+class InProcess:
+    """A function run in this process (the poller only needs ``name`` and ``invoke``)."""
+
+    name = "sender"
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    def invoke(self, event):
+        return self.handler(event, None)
+
+
+MAPPING = StreamMapping(function="sender", stream_arn="arn:stream", starting_position="TRIM_HORIZON",
+                        batch_size=100, filters=({"eventName": ["INSERT"]},), bisect=False, report_failures=True,
+                        max_retries=3, max_record_age=-1, on_failure="arn:queue")
+
+
+def poll(records, handler, **mapping):
     failures = []
-    poller = StreamPoller(FakeStream(records), "arn:stream", Function("sender", handler), region="eu-west-1",
-                          on_failure=failures.append, interval=0.01, retry_delay=0.01, **options)
+    poller = StreamPoller(FakeStream(records), replace(MAPPING, **mapping), InProcess(handler), region="eu-west-1",
+                          on_failure=failures.append, interval=0.01, retry_delay=0.01)
     poller.start()
     try:
-        wait_for(lambda: poller.delivered + sum(f["DDBStreamBatchInfo"]["batchSize"] for f in failures)
-                 >= poller_total(records), "the poller to finish the records", timeout=10)
+        wait_for(lambda: poller.delivered + poller.filtered + sum(f["DDBStreamBatchInfo"]["batchSize"]
+                                                                  for f in failures) >= len(records),
+                 "the poller to finish the records", timeout=10)
     finally:
         poller.stop()
     return poller, failures
-
-
-def poller_total(records):
-    return sum(1 for r in records if r["eventName"] == "INSERT")
 
 
 def test_poller_delivers_inserts_only_in_batches_of_100_in_lambdas_shape():
@@ -135,18 +152,129 @@ def test_poller_retries_from_the_first_reported_failure_then_gives_up_to_the_des
     assert info["requestContext"]["condition"] == "RetryAttemptsExhausted"
 
 
-def test_function_envs_share_the_process_only_when_they_agree(monkeypatch):
-    assert merged_env([{"A": "1", "B": "2"}, {"A": "1", "C": "3"}]) == {"A": "1", "B": "2", "C": "3"}
-    with pytest.raises(ValueError, match="ENABLED_PLUGINS"):
-        merged_env([{"ENABLED_PLUGINS": "bounce"}, {"ENABLED_PLUGINS": "dropped"}])
+def test_the_mapping_decides_what_is_delivered_and_how_failures_are_retried():
+    # Another filter: MODIFY and REMOVE are delivered too.
+    batches = []
+    records = stream_records(["INSERT", "MODIFY", "REMOVE"])
+    poller, _ = poll(records, lambda e, c: batches.append(e["Records"]) or {},
+                     filters=({"eventName": ["INSERT", "MODIFY", "REMOVE"]},))
+    assert [r["eventName"] for b in batches for r in b] == ["INSERT", "MODIFY", "REMOVE"] and poller.filtered == 0
+    # Without ReportBatchItemFailures a returned list is not read: the batch succeeded.
+    poller, failures = poll(stream_records(["INSERT"] * 3), lambda e, c: {"batchItemFailures": [
+        {"itemIdentifier": "100"}]}, report_failures=False)
+    assert poller.delivered == 3 and poller.invocations == 1 and failures == []
 
-    monkeypatch.setenv("AWS_PROFILE", "someones-real-account")
-    monkeypatch.setenv("DEVSTACK_TEST_A", "before")
-    monkeypatch.delenv("DEVSTACK_TEST_B", raising=False)
-    restore = process_env([Function("sender", "x.y", {"DEVSTACK_TEST_A": "a"}),
-                           Function("webhook", "x.y", {"DEVSTACK_TEST_B": "b"})])
-    assert (os.environ["DEVSTACK_TEST_A"], os.environ["DEVSTACK_TEST_B"]) == ("a", "b")
-    assert "AWS_PROFILE" not in os.environ
-    restore()
-    assert os.environ["DEVSTACK_TEST_A"] == "before" and "DEVSTACK_TEST_B" not in os.environ
-    assert os.environ["AWS_PROFILE"] == "someones-real-account"
+
+def test_bisect_splits_a_failing_batch_down_to_the_poison_record():
+    calls = []
+
+    def handler(event, context):
+        ids = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+        calls.append(ids)
+        if "105" in ids:
+            raise RuntimeError("poison")
+        return {}
+
+    poller, failures = poll(stream_records(["INSERT"] * 8), handler, bisect=True, max_retries=1)
+    ids = [str(100 + i) for i in range(8)]
+    assert calls[:5] == [ids, ids[:4], ids[4:], ids[4:6], ids[4:5]]  # halves, down to one record
+    assert calls[5:7] == [["105"], ["105"]]  # the poison: tried, retried once, then the destination
+    assert [f["DDBStreamBatchInfo"]["startSequenceNumber"] for f in failures] == ["105"]  # only the poison
+    assert poller.delivered == 7
+
+
+def test_records_older_than_the_mapping_allows_go_to_the_destination():
+    old = stream_records(["INSERT"] * 2)
+    for record in old:
+        record["dynamodb"]["ApproximateCreationDateTime"] = 1_000_000_000  # 2001
+    delivered = []
+    poller, failures = poll(old, lambda e, c: delivered.append(e) or {}, max_record_age=60)
+    assert delivered == [] and failures[0]["requestContext"]["condition"] == "RecordAgeExceeded"
+
+
+@pytest.mark.parametrize("pattern, record, expected", [
+    ({"eventName": ["INSERT"]}, {"eventName": "INSERT"}, True),
+    ({"eventName": ["INSERT"]}, {"eventName": "MODIFY"}, False),
+    ({"dynamodb": {"NewImage": {"status": {"S": [{"exists": False}]}}}}, {"dynamodb": {"NewImage": {}}}, True),
+    ({"dynamodb": {"NewImage": {"status": {"S": [{"exists": False}]}}}},
+     {"dynamodb": {"NewImage": {"status": {"S": "sent"}}}}, False),
+    ({"eventName": [{"prefix": "INS"}]}, {"eventName": "INSERT"}, True),
+    ({"eventName": [{"anything-but": ["REMOVE"]}]}, {"eventName": "MODIFY"}, True),
+    ({"eventName": [{"anything-but": ["REMOVE"]}]}, {"eventName": "REMOVE"}, False),
+])
+def test_filter_patterns_match_as_lambda_filters_do(pattern, record, expected):
+    assert matches(pattern, record) is expected
+
+
+def test_an_unsupported_filter_rule_is_an_error_not_a_match():
+    with pytest.raises(ValueError, match="numeric"):
+        matches({"n": [{"numeric": [">", 1]}]}, {"n": 2})
+
+
+def test_role_statements_are_widened_to_what_moto_checks():
+    statements = [{"Effect": "Allow", "Action": ["dynamodb:GetRecords", "sqs:SendMessage"], "Resource": ["arn:t"]},
+                  {"Effect": "Allow", "Action": "s3:PutObject", "Resource": ["arn:aws:s3:::b/*"]}]
+    assert widened([{"Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": ["arn:t"]}]) == [
+        {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:TransactWriteItems"], "Resource": "*"}]
+    assert widened(statements) == [
+        {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:SendMessageBatch"], "Resource": ["arn:t"]},
+        {"Effect": "Allow", "Action": ["dynamodb:GetRecords"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::b/*"]}]
+
+
+@pytest.fixture
+def package(tmp_path):
+    """A function package (what the code archive unpacks to) with a few handlers."""
+    (tmp_path / "fn.py").write_text(textwrap.dedent("""
+        import os, sys, time
+
+        def env(event, context):
+            return {"env": dict(os.environ), "remaining": context.get_remaining_time_in_millis()}
+
+        def deploy_side(event, context):
+            import pulumi  # noqa: F401  (not in Lambda)
+
+        def fails(event, context):
+            print("about to fail")
+            raise ValueError("no good")
+
+        def sleeps(event, context):
+            time.sleep(event["seconds"])
+            return "woke"
+    """))
+    return tmp_path
+
+
+def test_a_function_runs_in_its_own_process_with_exactly_its_environment(package, monkeypatch):
+    monkeypatch.setenv("DEVSTACK_CALLER_SECRET", "not for the function")
+    function = Function("fn", "fn.env", {"ONLY_MINE": "1"}, package, timeout=5).start()
+    try:
+        answer = function.invoke({})
+        assert answer["env"]["ONLY_MINE"] == "1" and "DEVSTACK_CALLER_SECRET" not in answer["env"]
+        assert 0 < answer["remaining"] <= 5000
+        assert int(answer["env"].get("PPID", os.getpid())) and answer["env"]["_HANDLER"] == "fn.env"
+    finally:
+        function.stop()
+
+
+def test_a_function_cannot_import_the_deploy_side_and_its_errors_and_timeouts_come_back(package):
+    function = Function("fn", "fn.deploy_side", {}, package, timeout=5).start()
+    try:
+        with pytest.raises(FunctionError, match="the deploy side is not shipped"):
+            function.invoke({})
+    finally:
+        function.stop()
+    function = Function("fn", "fn.fails", {}, package, timeout=5).start()
+    try:
+        with pytest.raises(FunctionError, match="ValueError: no good"):
+            function.invoke({})
+        wait_for(lambda: "about to fail" in function.logs, "what it printed, in its log", timeout=5)
+    finally:
+        function.stop()
+    function = Function("fn", "fn.sleeps", {}, package, timeout=1).start()
+    try:
+        with pytest.raises(FunctionTimeout, match="timed out after 1 seconds"):
+            function.invoke({"seconds": 30})
+        assert function.invoke({"seconds": 0}) == "woke"  # a new instance takes over
+    finally:
+        function.stop()

@@ -15,7 +15,7 @@ def item(item_id, *emails):
 def inbox(stack):
     """An SQS queue subscribed to the local notification topic; returns a reader."""
     sqs = stack.aws.client("sqs")
-    url = sqs.create_queue(QueueName=stack.local.name("inbox"))["QueueUrl"]
+    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     stack.aws.client("sns").subscribe(TopicArn=stack.state["env"]["webhook"]["SNS_TOPIC_ARN"],
                                       Protocol="sqs", Endpoint=arn)
