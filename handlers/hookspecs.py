@@ -65,7 +65,7 @@ def register_tables(register):
     indexes, TTL attribute and which function may call which actions on it.
     The Pulumi program creates each declared table (and its IAM statements and
     the ``TABLE_<NAME>`` environment variable of the functions that use it);
-    the local stack creates the same tables in moto. A plugin may also declare
+    the local stack is that program, applied to moto. A plugin may also declare
     an index on a table another plugin or the core declares, by registering a
     ``Table`` with the same name and only ``indexes`` (and ``access``) set.
     """
@@ -120,19 +120,9 @@ def infrastructure(stack):
     it gives the plugins' checked settings (``stack.settings[<plugin name>]``,
     from ``stack_settings``), the parent component, the KMS key and the
     tables, and lets the plugin add environment variables and IAM statements
-    to a function (``stack.add_env``, ``stack.allow``).
-    """
-
-
-@hookspec
-def local_infrastructure(local):
-    """Create, in the local stack (moto on 127.0.0.1), what ``infrastructure`` makes in AWS.
-
-    Called only by ``devstack`` (never in Lambda), after the declared tables
-    exist. ``local`` gives ``local.client(service)`` (a boto3 client bound to
-    the local endpoint), ``local.name(suffix)`` (a resource name for this
-    local stack) and ``local.add_env(function, name, value)``. Tables need no
-    code here: they come from ``register_tables``.
+    to a function (``stack.add_env``, ``stack.allow``). The local stack
+    (``devstack``) runs the same hook and applies what it declares to moto:
+    there is nothing else to write for local runs.
     """
 
 

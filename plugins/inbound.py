@@ -112,13 +112,3 @@ def infrastructure(stack):
                                opts=stack.child_opts())
     stack.add_route(FUNCTION, path.result)
     stack.export("inboundBucket", bucket.id)
-
-
-@hookimpl
-def local_infrastructure(local):
-    bucket = local.name("inbound")
-    local.client("s3").create_bucket(Bucket=bucket)
-    local.add_function(FUNCTION, HANDLER)
-    local.add_env(FUNCTION, INBOUND_BUCKET.name, bucket)
-    local.add_env(FUNCTION, INBOUND_PUBLIC_KEYS.name, local.public_key)  # the SendGrid stand-in signs
-    local.add_route(FUNCTION)

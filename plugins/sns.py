@@ -178,9 +178,3 @@ def infrastructure(stack):
     stack.allow("webhook", ["sns:Publish"], [topic.arn])
     stack.allow_key("webhook")  # publishing to a topic encrypted with the stack's key
     stack.export("snsTopicArn", topic.arn)
-
-
-@hookimpl
-def local_infrastructure(local):
-    topic_arn = local.client("sns").create_topic(Name=local.name("notify"))["TopicArn"]
-    local.add_env("webhook", SNS_TOPIC_ARN.name, topic_arn)

@@ -2,7 +2,6 @@
 
 import inspect
 import re
-import types
 from pathlib import Path
 
 import boto3
@@ -65,14 +64,6 @@ def build_the_stack(stack, monkeypatch):
     assert run_program({"plugins": ALL}, monkeypatch=monkeypatch).resources  # the real __main__.py, mocked
 
 
-def build_the_local_stack(stack, monkeypatch):
-    from devstack.aws import Local
-
-    local = Local(aws=types.SimpleNamespace(client=boto3.client, region="us-east-1"), tables={})  # in-process moto
-    manager.build(ALL).hook.local_infrastructure(local=local)
-    assert local.env["webhook"]
-
-
 def receive_a_mail(stack, monkeypatch):
     from plugins import inbound_handler
     from tests.test_inbound import raw_mail, request
@@ -94,7 +85,6 @@ EXERCISE = {
     "after_send": send_a_mail,
     "stack_settings": build_the_stack,
     "infrastructure": build_the_stack,
-    "local_infrastructure": build_the_local_stack,
     "inbound_mail": receive_a_mail,
 }
 

@@ -1,7 +1,6 @@
 """The ``sns`` sink: one notification per accepted event of the configured types."""
 
 import json
-import types
 
 import boto3
 import pytest
@@ -233,13 +232,3 @@ def test_not_enabled_means_no_topic():
     assert made.resources == [] and made.outputs == {}
     assert not {"SNS_TOPIC_ARN", "SNS_EVENTS"} & set(made.env["webhook"]) and made.statements["webhook"] == []
 
-
-def test_local_infrastructure_makes_a_moto_topic_and_sets_the_env(aws):
-    env = {}
-    local = types.SimpleNamespace(client=boto3.client, name=lambda suffix: f"local-{suffix}",
-                                  add_env=lambda function, name, value: env.setdefault(function, {}).update({name: value}))
-    from handlers import manager
-    manager.build("sns").hook.local_infrastructure(local=local)
-    [topic] = boto3.client("sns").list_topics()["Topics"]
-    assert topic["TopicArn"].endswith(":local-notify")
-    assert env == {"webhook": {"SNS_TOPIC_ARN": topic["TopicArn"]}}
