@@ -75,7 +75,8 @@ class Stack:
 
     def __init__(self, options: Options | None = None):
         self.options = options or Options()
-        self.plugins = manager.build(self.options.plugins)  # unknown names fail before anything starts
+        with _on_path(self.options.plugin_paths):
+            self.plugins = manager.build(self.options.plugins)  # unknown names fail before anything starts
         self.state: dict = {}
         self._exit = contextlib.ExitStack()
 
