@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import boto3
 from devstack.aws import LocalAWS
 from handlers import api_key, dynamo, manager
 from handlers.tables import create_tables
@@ -156,6 +157,7 @@ def local_aws(plugins: str | None = None) -> Iterator[tuple[LocalAWS, manager.Pl
         os.environ.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
+        boto3.DEFAULT_SESSION = None  # its credentials were resolved once: a new session reads the new ones
         dynamo.client.cache_clear()
         built = manager.build(plugins)
         os.environ.update(create_tables(aws.client("dynamodb"), built.tables.values()))
@@ -164,5 +166,6 @@ def local_aws(plugins: str | None = None) -> Iterator[tuple[LocalAWS, manager.Pl
         aws.stop()
         os.environ.clear()
         os.environ.update(saved)
+        boto3.DEFAULT_SESSION = None
         dynamo.client.cache_clear()
         reset_api_key()
