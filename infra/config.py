@@ -16,7 +16,7 @@ from typing import Any
 
 import pulumi
 
-from handlers import env, manager
+from handlers import delivery, env, manager
 
 NAMESPACE = "sendgrid-events"
 
@@ -32,6 +32,12 @@ KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# webhookMaxAgeSeconds: 0 (no check) or within these bounds. SendGrid retries a batch for 24 hours,
+# possibly with the first attempt's signature, so a shorter window could refuse a genuine retry;
+# processed events are remembered 7 days, so a longer one could let a replay through once its
+# duplicate mark has expired.
+WEBHOOK_MAX_AGE_MIN = 86400
+WEBHOOK_MAX_AGE_MAX = delivery.REMEMBER_SECONDS
 
 
 class ConfigError(ValueError):
@@ -164,6 +170,20 @@ def _webhook_public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[s
     return keys
 
 
+def _webhook_max_age(config: pulumi.Config) -> int:
+    """0 (no age check, with a warning) or between ``WEBHOOK_MAX_AGE_MIN`` and ``WEBHOOK_MAX_AGE_MAX``."""
+    key = "webhookMaxAgeSeconds"
+    seconds = integer(config, key, int(env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.default))
+    if seconds == 0:
+        pulumi.log.warn(f"{NAMESPACE}:{key} is 0: signatures of any age are accepted, so a replayed post "
+                        f"is only stopped by the {WEBHOOK_MAX_AGE_MAX // 86400}-day duplicate check")
+    elif not WEBHOOK_MAX_AGE_MIN <= seconds <= WEBHOOK_MAX_AGE_MAX:
+        raise ConfigError(key, f"must be 0 (no age check) or between {WEBHOOK_MAX_AGE_MIN} (SendGrid retries "
+                               f"for 24 hours) and {WEBHOOK_MAX_AGE_MAX} (processed events are remembered "
+                               f"{WEBHOOK_MAX_AGE_MAX // 86400} days), not {seconds}")
+    return seconds
+
+
 def _plugins(config: pulumi.Config) -> tuple[str, ...]:
     names = string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
     try:
@@ -214,8 +234,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         api_key=config.require_secret("sendgridApiKey"),
         webhook_public_keys=_webhook_public_keys(config, allow_unsigned),
         allow_unsigned_webhooks=allow_unsigned,
-        webhook_max_age_seconds=integer(config, "webhookMaxAgeSeconds",
-                                        int(env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.default)),
+        webhook_max_age_seconds=_webhook_max_age(config),
         plugins=plugins,
         kms_key=_kms_key(config),
         table_prefix=prefix,

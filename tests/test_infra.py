@@ -342,6 +342,9 @@ def test_indexes_and_the_grants_on_them(program, tmp_path, monkeypatch):
     ({"deletionProtection": "yes"}, "deletionProtection"),
     ({"tableNames": ["nosuchtable=abc"]}, "tableNames"),
     ({"tableNames": ["mail_sender"]}, "tableNames"),
+    ({"webhookMaxAgeSeconds": "86399"}, "webhookMaxAgeSeconds"),  # below SendGrid's 24 hours of retries
+    ({"webhookMaxAgeSeconds": "604801"}, "webhookMaxAgeSeconds"),  # beyond the 7 days of duplicate marks
+    ({"webhookMaxAgeSeconds": "-1"}, "webhookMaxAgeSeconds"),
 ])
 def test_bad_config_fails_naming_the_key_before_any_resource(monkeypatch, config, key):
     recorder = Recorder()
@@ -355,6 +358,22 @@ def test_unsigned_webhooks_only_when_asked(program):
     made = program({"webhookPublicKeys": None, "allowUnsignedWebhooks": "true"})
     assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE"] == "true"
     assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == ""
+
+
+@pytest.mark.parametrize("seconds", ["86400", "604800"])
+def test_webhook_max_age_bounds_are_accepted(program, seconds):
+    assert program({"webhookMaxAgeSeconds": seconds}).environment(WEBHOOK)["SENDGRID_WEBHOOK_MAX_AGE_SECONDS"] == seconds
+
+
+def test_webhook_max_age_zero_turns_the_check_off_with_a_warning(program, caplog):
+    made = program({"webhookMaxAgeSeconds": "0"})
+    assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_MAX_AGE_SECONDS"] == "0"
+    [warning] = [r.getMessage() for r in caplog.records if "webhookMaxAgeSeconds" in r.getMessage()]
+    assert warning.startswith("sendgrid-events:webhookMaxAgeSeconds is 0: ")
+    assert "7-day duplicate check" in warning
+    caplog.clear()
+    program({"webhookMaxAgeSeconds": "86400"})
+    assert not [r for r in caplog.records if "webhookMaxAgeSeconds" in r.getMessage()]
 
 
 def test_pulumi_yaml_describes_every_config_key_the_program_reads(monkeypatch):
