@@ -40,8 +40,12 @@ WEBHOOK_MAX_AGE_MIN = 86400
 WEBHOOK_MAX_AGE_MAX = delivery.REMEMBER_SECONDS
 
 
-class ConfigError(ValueError):
-    """A stack config value is missing or invalid; the message names the key."""
+class ConfigError(pulumi.RunError, ValueError):
+    """A stack config value is missing or invalid; the message names the key.
+
+    A ``pulumi.RunError``: the CLI's Python host shows the message alone (other
+    exceptions come with "Program failed with an unhandled exception" and a traceback).
+    """
 
     def __init__(self, key: str, problem: str):
         super().__init__(f"{NAMESPACE}:{key}: {problem}")

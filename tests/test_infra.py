@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
+import pulumi
 import pytest
 
 from handlers import env, manager
@@ -351,6 +352,7 @@ def test_bad_config_fails_naming_the_key_before_any_resource(monkeypatch, config
     with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: ") as error:
         run_program(config, monkeypatch=monkeypatch, recorder=recorder)
     assert error.value.key == f"sendgrid-events:{key}"
+    assert isinstance(error.value, pulumi.RunError)  # the CLI shows its message alone, no traceback
     assert recorder.resources == []
 
 
@@ -377,7 +379,6 @@ def test_webhook_max_age_zero_turns_the_check_off_with_a_warning(program, caplog
 
 
 def test_pulumi_yaml_describes_every_config_key_the_program_reads(monkeypatch):
-    import pulumi
     import yaml
 
     from tests.infra_program import MAIN
