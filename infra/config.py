@@ -31,6 +31,7 @@ KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 # A P-256 public key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo.
 P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+DEFAULT_TABLE_PREFIX = "{project}-{stack}-"  # placeholders: the project and stack names
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 # webhookMaxAgeSeconds: 0 (no check) or within these bounds. SendGrid retries a batch for 24 hours,
 # possibly with the first attempt's signature, so a shorter window could refuse a genuine retry;
@@ -188,6 +189,13 @@ def _webhook_max_age(config: pulumi.Config) -> int:
     return seconds
 
 
+def _table_prefix(config: pulumi.Config) -> str:
+    """``tablePrefix`` (default ``DEFAULT_TABLE_PREFIX``) with ``{project}`` and ``{stack}`` replaced."""
+    prefix = _raw(config, "tablePrefix")
+    prefix = DEFAULT_TABLE_PREFIX if prefix is None else prefix
+    return prefix.replace("{project}", pulumi.get_project()).replace("{stack}", pulumi.get_stack())
+
+
 def _plugins(config: pulumi.Config) -> tuple[str, ...]:
     names = string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
     try:
@@ -222,8 +230,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         raise ConfigError("sendgridApiKey", "is required: a SendGrid API key with Mail Send permission "
                                             f"(pulumi config set --secret {NAMESPACE}:sendgridApiKey SG....)")
     allow_unsigned = boolean(config, "allowUnsignedWebhooks", False)
-    prefix = _raw(config, "tablePrefix")
-    prefix = f"{pulumi.get_project()}-{pulumi.get_stack()}-" if prefix is None else prefix
+    prefix = _table_prefix(config)
     if not TABLE_PREFIX.match(prefix):
         raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
     plugins = _plugins(config)
