@@ -7,14 +7,21 @@ are checked word for word.
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from infra import stackconfig
+from infra import passphrase, stackconfig
+from infra.configvalues import load_yaml
 from infra.stackconfig import SECRET_PLACEHOLDER, StackConfigError
 
+ROOT = Path(__file__).resolve().parent.parent
 CIPHERTEXT = "v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+DEV_PASSPHRASE = "sendgrid-events-example"  # as Pulumi.dev.yaml's comment says
 
 
 @pytest.fixture
@@ -238,3 +245,70 @@ def test_stack_files_live_in_stack_config_dir(tmp_path):
     (tmp_path / "stacks").mkdir()
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  test:size: 3\n")
     assert stackconfig.load(tmp_path, "dev").values == {"test:size": "3"}
+
+
+# --- the project's own stacks -----------------------------------------------------------------------
+
+def readme_stack() -> dict:
+    """The stack file a user following the README's Deploy section gets: its ``pulumi config set`` lines."""
+    deploy = (ROOT / "README.md").read_text().split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+    config: dict = {}
+    for block in re.findall(r"^ *```sh\n(.*?)^ *```", deploy, re.M | re.S):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:3] != ["pulumi", "config", "set"]:
+                continue
+            key, value = [w for w in words[3:] if not w.startswith("--")]
+            value = {"secure": CIPHERTEXT} if "--secret" in words else value
+            path = re.fullmatch(r"(.+)\[(\d+)\]", key) if "--path" in words else None
+            if path:
+                items = config.setdefault(path[1], [])
+                assert int(path[2]) == len(items), f"the README sets {key} before the items above it"
+                items.append(value)
+            else:
+                config[key] = value
+    return config
+
+
+def resolve_real(config: dict, stack: str = "prod") -> stackconfig.ProgramConfig:
+    """``config`` (a stack file's ``config:``) against the real Pulumi.yaml."""
+    project = stackconfig.load_project(ROOT / stackconfig.PROJECT_FILE)
+    return stackconfig.resolve(project, stackconfig.parse_stack(project, stack, {"config": config}, ROOT))
+
+
+def test_the_readmes_deploy_section_makes_a_stack_the_cli_accepts():
+    stack = readme_stack()
+    assert set(stack) >= {"aws:region", "sendgrid-events:sendgridApiKey", "sendgrid-events:webhookPublicKeys"}
+    handed = resolve_real(stack)
+    assert handed.secret_keys == ("sendgrid-events:sendgridApiKey",)
+    assert handed.values["sendgrid-events:sendgridApiKey"] == SECRET_PLACEHOLDER
+    assert len(json.loads(handed.values["sendgrid-events:webhookPublicKeys"])) == 1
+    assert handed.values["sendgrid-events:webhookMaxAgeSeconds"] == "259200"  # a default applied
+
+
+def test_the_readmes_minimal_stack_without_the_api_key_is_refused():
+    stack = {k: v for k, v in readme_stack().items() if k != "sendgrid-events:sendgridApiKey"}
+    with pytest.raises(StackConfigError, match="^validating stack config: Stack 'prod' is missing configuration "
+                                               "value 'sendgridApiKey'$"):
+        resolve_real(stack)
+
+
+def test_the_example_stack_passes_and_its_api_key_is_an_encrypted_placeholder():
+    handed = stackconfig.load(ROOT, "dev")
+    assert handed.secret_keys == ("sendgrid-events:sendgridApiKey",)
+    assert handed.values["sendgrid-events:sendgridApiKey"] == SECRET_PLACEHOLDER
+    assert handed.values["sendgrid-events:logRetentionDays"] == "14"
+    text = (ROOT / "Pulumi.dev.yaml").read_text()
+    assert f'passphrase "{DEV_PASSPHRASE}"' in text
+    stack = load_yaml(text)
+    key = passphrase.key_from_state(DEV_PASSPHRASE, stack["encryptionsalt"])
+    assert passphrase.decrypt(key, stack["config"]["sendgrid-events:sendgridApiKey"]["secure"]) == "SG.replace-me"
+
+
+def test_a_third_party_plugins_keys_need_no_declaration():
+    handed = resolve_real({"sendgrid-events:sendgridApiKey": {"secure": CIPHERTEXT},
+                           "sendgrid-events:plugins": ["bounce", "dynamodb", "jsonlog"],
+                           "sendgrid-events:jsonlogEvents": "bounce,dropped", "jsonlogLevel": 2})
+    assert handed.values["sendgrid-events:jsonlogEvents"] == "bounce,dropped"
+    assert handed.values["sendgrid-events:jsonlogLevel"] == "2"
+    assert handed.values["sendgrid-events:plugins"] == '["bounce","dynamodb","jsonlog"]'
