@@ -14,10 +14,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pulumi.runtime import rpc
 
-from infra import passphrase, stackconfig
+from handlers import manager
+from infra import offline, passphrase, preview, stackconfig
 from infra.configvalues import load_yaml
 from infra.stackconfig import SECRET_PLACEHOLDER, StackConfigError
+from tests.infra_program import PUBLIC_KEY, Program
 
 ROOT = Path(__file__).resolve().parent.parent
 CIPHERTEXT = "v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -303,6 +306,25 @@ def test_the_example_stack_passes_and_its_api_key_is_an_encrypted_placeholder():
     stack = load_yaml(text)
     key = passphrase.key_from_state(DEV_PASSPHRASE, stack["encryptionsalt"])
     assert passphrase.decrypt(key, stack["config"]["sendgrid-events:sendgridApiKey"]["secure"]) == "SG.replace-me"
+
+
+def test_a_stack_with_every_builtin_plugin_passes_and_the_program_makes_it():
+    stack = {"aws:region": "eu-west-1", "sendgridApiKey": {"secure": CIPHERTEXT}, "webhookPublicKeys": [PUBLIC_KEY],
+             "plugins": list(manager.BUILTIN_PLUGINS), "inboundPublicKeys": [PUBLIC_KEY], "snsEmails": ["ops@example.com"]}
+    handed = resolve_real(stack, "all")  # (keys without a namespace get the project's)
+    made = Program(**vars(offline.run(handed.values, preview.Engine(region="eu-west-1"), stack="all",
+                                      secret_keys=handed.secret_keys)))
+    for typ, name in [("aws:sns/topic:Topic", "sns-notify"), ("aws:s3/bucket:Bucket", "inbound-mail"),
+                      ("aws:dynamodb/table:Table", "event-history"),
+                      ("aws:lambda/function:Function", "sendgrid-events-all-inbound")]:
+        made.one(typ, name)  # each plugin's infrastructure
+    [parameter] = made.of_type("aws:ssm/parameter:Parameter")
+    assert rpc.is_rpc_secret(parameter.inputs["value"])  # the program got the key's placeholder, as a secret
+    assert rpc.unwrap_rpc_secret(parameter.inputs["value"]) == SECRET_PLACEHOLDER
+    environment = made.one("aws:lambda/function:Function", "sendgrid-events-all-webhook").inputs["environment"]
+    assert environment["variables"]["ENABLED_PLUGINS"] == ",".join(manager.BUILTIN_PLUGINS)
+    assert made.is_secret("webhookUrl") and made.is_secret("inboundUrl")
+    assert made.resolved_outputs()["webhookUrl"].startswith("https://api-id.execute-api.eu-west-1.amazonaws.com/")
 
 
 def test_a_third_party_plugins_keys_need_no_declaration():
