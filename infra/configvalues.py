@@ -1,12 +1,12 @@
 """Stack config values as the Pulumi CLI reads, keeps and hands them to a program.
 
-What ``infra.stackconfig`` needs of pulumi/pulumi's Go, in Python:
+What ``infra.stackconfig`` needs of the Pulumi CLI's Go code, in Python:
 
 - ``load_yaml``: YAML as ``gopkg.in/yaml.v3`` decodes it into ``any`` (the CLI's
   reader for Pulumi.yaml and stack files): only ``true``/``false`` are booleans
   (``yes``, ``on`` stay strings), ``1e5`` is a number but ``1:20`` is not,
   timestamps stay strings, a mapping key given twice is an error.
-- ``Value``: ``sdk/go/common/resource/config/value.go`` and ``object.go``: a
+- ``Value``: the CLI's ``config.Value`` (and its ``object`` form): a
   value's text, secure (``secure: v1:...``, or an object holding one) and object
   (an array or map, kept as JSON) flags.
 - ``go_json``: ``encoding/json.Marshal`` as the CLI writes an object value

@@ -2,8 +2,8 @@
 
 The resource tree (children indented under their parent, types shortened as
 pulumi shows them), the diagnostics, the outputs (a secret one as ``[secret]``)
-and the count. As pulumi/pulumi ``pkg/backend/display/progress.go`` (the tree)
-and ``sdk/go/common/tokens/tokens.go`` (``Type.DisplayName``).
+and the count: as the CLI's progress display draws its tree, with its
+``tokens.Type.DisplayName`` for the types.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Pulumi's passphrase secrets provider, in Python: to write and check ``secure:`` values of a stack file.
 
-As pulumi/pulumi ``pkg/secrets/passphrase/manager.go`` and
-``sdk/go/common/resource/config/crypt.go`` (``symmetricCrypter``): the key is
+As the CLI's passphrase secrets manager and its ``config.symmetricCrypter``: the key is
 PBKDF2-HMAC-SHA256(passphrase, salt, 1,000,000 iterations, 32 bytes); a value
 is ``v1:<nonce>:<ciphertext>`` (base64), AES-256-GCM with a 12-byte random
 nonce and no associated data (the ciphertext ends with the 16-byte tag). The

@@ -4,20 +4,20 @@
 the rules and returns the config exactly as the CLI hands it to the program
 (``namespace:key`` -> string, project defaults applied) and the secret keys; a
 project or stack the CLI would refuse raises ``StackConfigError`` with the
-CLI's message. Mirrored from pulumi/pulumi:
+CLI's message. Mirrored from the CLI's Go code (function names given):
 
-- ``sdk/go/common/workspace/loaders.go``: ``LoadProjectBytes`` (shorthand
-  config values, ``config:`` as a folder), ``LoadProjectStackBytes`` (stack keys
-  without a namespace get the project's, a null value is the empty string);
-- ``sdk/go/common/workspace/project.go``: ``Project.Validate`` (an array type
-  needs ``items``; a default must match its type; a key of another namespace,
-  like ``aws:region``, carries neither type nor default but a ``value``),
-  ``ValidateConfigValue``, ``InferFullTypeName``;
-- ``pkg/workspace/config.go``: ``ValidateStackConfigAndApplyProjectConfig``
-  (a project key without default or value must be set; a ``secret: true`` value
-  must be ``secure:``; a set value must match its type; defaults applied);
-- ``sdk/go/common/resource/config/``: ``ParseKey`` (key.go), values
-  (``infra.configvalues``), ``Map.Decrypt`` (map.go).
+- loading: ``LoadProjectBytes`` (shorthand config values, ``config:`` as a
+  folder), ``LoadProjectStackBytes`` (stack keys without a namespace get the
+  project's, a null value is the empty string);
+- the project: ``Project.Validate`` (an array type needs ``items``; a default
+  must match its type; a key of another namespace, like ``aws:region``, carries
+  neither type nor default but a ``value``), ``ValidateConfigValue``,
+  ``InferFullTypeName``;
+- the stack: ``ValidateStackConfigAndApplyProjectConfig`` (a project key
+  without default or value must be set; a ``secret: true`` value must be
+  ``secure:``; a set value must match its type; defaults applied);
+- keys and values: ``config.ParseKey``, ``config.Value`` (``infra.configvalues``),
+  ``config.Map.Decrypt``.
 
 Keys of the project's namespace that Pulumi.yaml does not declare (a
 third-party plugin's) are accepted and handed through, as the CLI does.

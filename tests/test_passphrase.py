@@ -1,4 +1,4 @@
-"""``infra.passphrase`` against test vectors from pulumi/pulumi's own tests."""
+"""``infra.passphrase`` against test vectors from the Pulumi CLI's own tests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from cryptography.exceptions import InvalidTag
 
 from infra import passphrase
 
-# pkg/secrets/passphrase/manager_test.go: the state of passphrase "password" (its check value is "pulumi").
+# The passphrase manager's tests: the state of passphrase "password" (its check value is "pulumi").
 MANAGER_STATE = "v1:fozI5u6B030=:v1:F+6ZduKKd8G0/V7L:PGMFeIzwobWRKmEAzUdaQHqC5mMRIQ=="
-# tests/roundtrip/roundtrip_test.go: a stack file's encryptionsalt and a secure value under this passphrase.
+# The config round-trip test: a stack file's encryptionsalt and a secure value under this passphrase.
 ROUNDTRIP_PASSPHRASE = "TestConfigRoundtripComments"
 ROUNDTRIP_STATE = "v1:ThS5UPxP9qc=:v1:UZYAXF+ylaJ0rGhv:9OTvBnOEDFgxs7btjzSu+LZ470vLpg=="
 ROUNDTRIP_SECURE = "v1:T1ftqhY0hqr+EJK6:+jvd5PMecFx80tcavzuZY4tLatgIfoe/xR72GA=="

@@ -1,8 +1,7 @@
 """The Pulumi CLI's project-config rules (``infra.stackconfig``), on small project and stack files.
 
-The failure messages are the CLI's: those quoted from pulumi/pulumi's tests
-(``pkg/workspace/config_project_test.go``, ``sdk/go/common/workspace/project_test.go``)
-are checked word for word.
+The failure messages are the CLI's: those its own tests quote (the project
+and stack config tests) are checked word for word.
 """
 
 from __future__ import annotations
