@@ -31,7 +31,7 @@ config declarations are checked, with messages in its form).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ class ProgramConfig:
 
     values: dict[str, str]
     secret_keys: tuple[str, ...]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 def load(root: Path, stack: str) -> ProgramConfig:
