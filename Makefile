@@ -1,9 +1,11 @@
 # Two commands on a fresh machine (Python 3.11+, git, make): `make demo` and `make test`.
+# Before a deploy, `make preview STACK=<stack>` checks Pulumi.<stack>.yaml offline (infra/preview.py).
 PYTHON ?= python3
 VENV := .venv
+STACK ?= dev
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-lambda.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench venv
+.PHONY: demo test bench venv preview
 
 venv: $(STAMP)
 
@@ -18,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+preview: $(STAMP)
+	$(VENV)/bin/python -m infra.preview --stack $(STACK)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench

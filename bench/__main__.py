@@ -59,14 +59,17 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only these figures ({', '.join(FIGURES)})")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
+    disabled = logging.root.manager.disable
     logging.disable(logging.WARNING)  # the handlers' per-batch and per-mail log lines
-
     started = time.monotonic()
     rows: list[Row] = []
-    for name in args.only or FIGURES:
-        print(f"... {name}", file=sys.stderr, flush=True)
-        module = importlib.import_module(f"bench.{name}")
-        rows += module.run(quick=args.quick)
+    try:
+        for name in args.only or FIGURES:
+            print(f"... {name}", file=sys.stderr, flush=True)
+            module = importlib.import_module(f"bench.{name}")
+            rows += module.run(quick=args.quick)
+    finally:
+        logging.disable(disabled)  # as it was (main also runs inside the tests)
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}; "
           f"python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print_rows(rows, markdown=args.markdown)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pulumi
 
-from handlers import env, manager
+from handlers import delivery, env, manager
 
 NAMESPACE = "sendgrid-events"
 
@@ -31,11 +31,22 @@ KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 # A P-256 public key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo.
 P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
+DEFAULT_TABLE_PREFIX = "{project}-{stack}-"  # placeholders: the project and stack names
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# webhookMaxAgeSeconds: 0 (no check) or within these bounds. SendGrid retries a batch for 24 hours,
+# possibly with the first attempt's signature, so a shorter window could refuse a genuine retry;
+# processed events are remembered 7 days, so a longer one could let a replay through once its
+# duplicate mark has expired.
+WEBHOOK_MAX_AGE_MIN = 86400
+WEBHOOK_MAX_AGE_MAX = delivery.REMEMBER_SECONDS
 
 
-class ConfigError(ValueError):
-    """A stack config value is missing or invalid; the message names the key."""
+class ConfigError(pulumi.RunError, ValueError):
+    """A stack config value is missing or invalid; the message names the key.
+
+    A ``pulumi.RunError``: the CLI's Python host shows the message alone (other
+    exceptions come with "Program failed with an unhandled exception" and a traceback).
+    """
 
     def __init__(self, key: str, problem: str):
         super().__init__(f"{NAMESPACE}:{key}: {problem}")
@@ -164,6 +175,27 @@ def _webhook_public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[s
     return keys
 
 
+def _webhook_max_age(config: pulumi.Config) -> int:
+    """0 (no age check, with a warning) or between ``WEBHOOK_MAX_AGE_MIN`` and ``WEBHOOK_MAX_AGE_MAX``."""
+    key = "webhookMaxAgeSeconds"
+    seconds = integer(config, key, int(env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.default))
+    if seconds == 0:
+        pulumi.log.warn(f"{NAMESPACE}:{key} is 0: signatures of any age are accepted, so a replayed post "
+                        f"is only stopped by the {WEBHOOK_MAX_AGE_MAX // 86400}-day duplicate check")
+    elif not WEBHOOK_MAX_AGE_MIN <= seconds <= WEBHOOK_MAX_AGE_MAX:
+        raise ConfigError(key, f"must be 0 (no age check) or between {WEBHOOK_MAX_AGE_MIN} (SendGrid retries "
+                               f"for 24 hours) and {WEBHOOK_MAX_AGE_MAX} (processed events are remembered "
+                               f"{WEBHOOK_MAX_AGE_MAX // 86400} days), not {seconds}")
+    return seconds
+
+
+def _table_prefix(config: pulumi.Config) -> str:
+    """``tablePrefix`` (default ``DEFAULT_TABLE_PREFIX``) with ``{project}`` and ``{stack}`` replaced."""
+    prefix = _raw(config, "tablePrefix")
+    prefix = DEFAULT_TABLE_PREFIX if prefix is None else prefix
+    return prefix.replace("{project}", pulumi.get_project()).replace("{stack}", pulumi.get_stack())
+
+
 def _plugins(config: pulumi.Config) -> tuple[str, ...]:
     names = string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
     try:
@@ -198,8 +230,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         raise ConfigError("sendgridApiKey", "is required: a SendGrid API key with Mail Send permission "
                                             f"(pulumi config set --secret {NAMESPACE}:sendgridApiKey SG....)")
     allow_unsigned = boolean(config, "allowUnsignedWebhooks", False)
-    prefix = _raw(config, "tablePrefix")
-    prefix = f"{pulumi.get_project()}-{pulumi.get_stack()}-" if prefix is None else prefix
+    prefix = _table_prefix(config)
     if not TABLE_PREFIX.match(prefix):
         raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
     plugins = _plugins(config)
@@ -214,8 +245,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         api_key=config.require_secret("sendgridApiKey"),
         webhook_public_keys=_webhook_public_keys(config, allow_unsigned),
         allow_unsigned_webhooks=allow_unsigned,
-        webhook_max_age_seconds=integer(config, "webhookMaxAgeSeconds",
-                                        int(env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.default)),
+        webhook_max_age_seconds=_webhook_max_age(config),
         plugins=plugins,
         kms_key=_kms_key(config),
         table_prefix=prefix,

@@ -13,8 +13,11 @@ what moto made (``devstack.apply``).
 
 from __future__ import annotations
 
+import logging
 import runpy
 import threading
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,18 +119,33 @@ class _Mocks(pulumi.runtime.Mocks):
         return self.engine.call(args.token, dict(args.args))
 
 
-def run(config: dict[str, str], engine: Engine, *, stack: str, secret_keys: tuple[str, ...] = (),
-        project: str = PROJECT, preview: bool = False, main: Path = MAIN) -> Result:
-    """Run ``main`` with ``config`` (``namespace:key`` -> string, as the CLI hands it)."""
+@contextmanager
+def runtime(config: dict[str, str], engine: Engine, *, stack: str, secret_keys: tuple[str, ...] = (),
+            project: str = PROJECT, preview: bool = False, logger: logging.Logger | None = None):
+    """The Pulumi runtime set up for ``stack`` as the CLI would (``config``: ``namespace:key`` -> string),
+    resources answered by ``engine``, the program's log messages (``pulumi.log``) to ``logger``
+    (default: the root logger); yields the monitor (``created``: the resources). Config cleared after."""
     monitor = _Monitor(engine)
     settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), secret_keys=list(secret_keys))
-    pulumi.runtime.set_mocks(_Mocks(engine), project=project, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(_Mocks(engine), project=project, stack=stack, preview=preview, monitor=monitor,
+                             logger=logger)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    root = settings.get_root_resource()
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
-        return Result(list(monitor.created), dict(root.outputs))
+        yield monitor
     finally:
         pulumi.runtime.set_all_config({}, secret_keys=[])
+
+
+def run(config: dict[str, str], engine: Engine, *, stack: str, secret_keys: tuple[str, ...] = (),
+        project: str = PROJECT, preview: bool = False, main: Path | Callable[[], object] = MAIN,
+        logger: logging.Logger | None = None) -> Result:
+    """Run ``main`` (``__main__.py``, or a function) with ``config`` (``namespace:key`` -> string, as the CLI
+    hands it) in ``runtime``."""
+    program = main if callable(main) else lambda: runpy.run_path(str(main), run_name="__main__")
+    with runtime(config, engine, stack=stack, secret_keys=secret_keys, project=project, preview=preview,
+                 logger=logger) as monitor:
+        root = settings.get_root_resource()
+        _sync_await(run_pulumi_func(program))
+        return Result(list(monitor.created), dict(root.outputs))

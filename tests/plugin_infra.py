@@ -1,4 +1,4 @@
-"""Run plugins' ``infrastructure`` hooks under Pulumi mocks (no CLI, no cloud).
+"""Run plugins' ``infrastructure`` hooks offline (``infra.offline``, answered by ``infra.preview.Engine``).
 
 ``run_infrastructure(names, config)`` builds the plugins, their checked
 settings (``stack_settings``), a parent component and an
@@ -9,43 +9,27 @@ outputs with every ``Output`` resolved.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 
 from handlers import manager
+from infra import offline, preview
+from tests.infra_program import config_values
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
-
-
-class Recorder(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.resources = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(args)
-        outputs = dict(args.inputs)
-        service = args.typ.split(":")[1].split("/")[0]
-        outputs.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{args.name}")
-        outputs.setdefault("name", args.name)
-        return [f"{args.name}-id", outputs]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
+KMS_KEY_ARN = f"arn:aws:kms:{preview.DEFAULT_REGION}:{preview.ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+PARENT_TYPE = "test:index:Stack"
 
 
 @dataclass
 class Made:
-    resources: list  # MockResourceArgs of the plugins' resources (not the parent)
+    resources: list[offline.Resource]  # the plugins' resources (not the parent)
     env: dict
     statements: dict
     outputs: dict
 
-    def of_type(self, typ: str) -> list:
-        return [r for r in self.resources if r.typ == typ]
+    def of_type(self, typ: str) -> list[offline.Resource]:
+        return [r for r in self.resources if r.type == typ]
 
 
 def run_infrastructure(names, config: dict | None = None, kms_key_arn: str | None = KMS_KEY_ARN) -> Made:
@@ -53,25 +37,14 @@ def run_infrastructure(names, config: dict | None = None, kms_key_arn: str | Non
     from infra.plugins import StackContext
 
     plugins = manager.build(names)
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="sendgrid-events", stack="test", preview=False)
-    pulumi.runtime.set_all_config({f"sendgrid-events:{k}": v if isinstance(v, str) else json.dumps(v)
-                                   for k, v in (config or {}).items()})
-    captured = {}
 
-    @pulumi.runtime.test
     def program():
-        parent = pulumi.ComponentResource("test:index:Stack", "stack")
+        parent = pulumi.ComponentResource(PARENT_TYPE, "stack")
         config = pulumi.Config("sendgrid-events")
         stack = StackContext(config=config, prefix="sendgrid-events-test", parent=parent,
                              kms_key_arn=kms_key_arn, tables={}, settings=plugin_settings(config, plugins))
         plugins.hook.infrastructure(stack=stack)
-        return pulumi.Output.from_input({"env": stack.env, "statements": stack.statements,
-                                         "outputs": stack.outputs}).apply(captured.update)
+        pulumi.export("made", {"env": stack.env, "statements": stack.statements, "outputs": stack.outputs})
 
-    try:
-        program()
-    finally:
-        pulumi.runtime.set_all_config({})
-    resources = [r for r in recorder.resources if r.typ != "test:index:Stack"]
-    return Made(resources, captured["env"], captured["statements"], captured["outputs"])
+    result = offline.run(config_values(config or {}), preview.Engine(), stack="test", main=program)
+    return Made([r for r in result.resources if r.type != PARENT_TYPE], **result.resolved_outputs()["made"])

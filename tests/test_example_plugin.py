@@ -50,8 +50,7 @@ def test_enabled_by_name_its_sink_logs_one_json_line_per_event(installed, stack,
         "bounce", "nobody@bounce.test", "Invalid Address")
 
 
-def test_enabled_in_a_stack_its_infrastructure_hook_runs(installed, monkeypatch):
-    made = run_program({"plugins": ["bounce", "dynamodb", "jsonlog"], "jsonlogEvents": "bounce,dropped"},
-                       monkeypatch=monkeypatch)
+def test_enabled_in_a_stack_its_infrastructure_hook_runs(installed):
+    made = run_program({"plugins": ["bounce", "dynamodb", "jsonlog"], "jsonlogEvents": "bounce,dropped"})
     assert made.environment(WEBHOOK)["JSONLOG_EVENTS"] == "bounce,dropped"
     assert made.environment(WEBHOOK)["ENABLED_PLUGINS"] == "bounce,dynamodb,jsonlog"

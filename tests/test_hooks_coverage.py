@@ -61,7 +61,7 @@ def send_a_mail(stack, monkeypatch):
 
 
 def build_the_stack(stack, monkeypatch):
-    assert run_program({"plugins": ALL}, monkeypatch=monkeypatch).resources  # the real __main__.py, mocked
+    assert run_program({"plugins": ALL}).resources  # the real __main__.py, mocked
 
 
 def receive_a_mail(stack, monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 
 from handlers.tables import SENDER, WEBHOOK
 from infra.config import ConfigError
-from tests.infra_program import PUBLIC_KEY, Recorder, run_program
+from infra.preview import Engine
+from tests.infra_program import PUBLIC_KEY, run_program
 from tests.test_infra import granted
 
 BASE = ["bounce", "dropped", "dynamodb"]
@@ -16,17 +17,16 @@ OTHER_KEY = ("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqTxd43gyp8IOEto2LdIfjRQrIbsd4S
 
 
 @pytest.fixture
-def program(monkeypatch):
+def program():
     def run(*plugins, **config):
-        return run_program({"plugins": BASE + list(plugins), **config}, monkeypatch=monkeypatch)
+        return run_program({"plugins": BASE + list(plugins), **config})
     return run
 
 
 @pytest.fixture(scope="module")
 def made():
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        return run_program({"plugins": BASE + ["inbound"], "inboundPublicKeys": [PUBLIC_KEY, OTHER_KEY],
-                            "inboundExpireDays": "30"}, monkeypatch=monkeypatch)
+    return run_program({"plugins": BASE + ["inbound"], "inboundPublicKeys": [PUBLIC_KEY, OTHER_KEY],
+                        "inboundExpireDays": "30"})
 
 
 def one(made, typ):
@@ -40,7 +40,7 @@ def test_a_private_encrypted_bucket_with_expiry(made):
     [key] = made.of_type("aws:kms/key:Key")
     sse = one(made, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     [rule] = sse.inputs["rules"]
-    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key.state["arn"]}
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key.outputs["arn"]}
     assert rule["bucketKeyEnabled"] is True
     block = one(made, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
@@ -57,12 +57,12 @@ def test_the_function_may_only_put_objects_in_its_bucket(made):
     bucket = one(made, BUCKET)
     [key] = made.of_type("aws:kms/key:Key")
     grants = granted(made.policies("inbound"))
-    assert grants.pop(bucket.state["arn"] + "/*") == {"s3:PutObject"}
-    assert grants.pop(key.state["arn"]) == {"kms:GenerateDataKey"}
+    assert grants.pop(bucket.outputs["arn"] + "/*") == {"s3:PutObject"}
+    assert grants.pop(key.outputs["arn"]) == {"kms:GenerateDataKey"}
     [logs] = grants  # its own log group, nothing else
     assert logs.endswith(":loggroup/sendgrid-events-test-inbound-logs:*")
     for fn in (SENDER, WEBHOOK):
-        assert not any(r.startswith(bucket.state["arn"]) for r in granted(made.policies(fn)))
+        assert not any(r.startswith(bucket.outputs["arn"]) for r in granted(made.policies(fn)))
 
 
 def test_the_function_its_settings_and_its_secret_route(made):
@@ -80,11 +80,11 @@ def test_the_function_its_settings_and_its_secret_route(made):
     path = made.one("aws:apigateway/resource:Resource", "inbound-route").inputs["pathPart"]
     secret = made.one("random:index/randomString:RandomString", "inbound-path").inputs
     assert secret["length"] >= 40 and (secret["special"], secret["upper"]) == (False, False)
-    assert made.resolved_exports()["inboundUrl"].endswith(f"/v1/{path}")
+    assert made.resolved_outputs()["inboundUrl"].endswith(f"/v1/{path}")
     invoke = made.one("aws:lambda/permission:Permission", "inbound-route-invoke").inputs
     assert invoke["function"] == "sendgrid-events-test-inbound" and invoke["sourceArn"].endswith(f"/*/POST/{path}")
-    assert made.secret("inboundUrl")
-    assert made.resolved_exports()["inboundBucket"] == "inbound-mail-id"
+    assert made.is_secret("inboundUrl")
+    assert made.resolved_outputs()["inboundBucket"] == "inbound-mail-id"
     integrations = {i.inputs["uri"] for i in made.of_type("aws:apigateway/integration:Integration")}
     assert any("function/sendgrid-events-test-inbound/invocations" in uri for uri in integrations)
     [api] = made.of_type("aws:apigateway/restApi:RestApi")
@@ -103,7 +103,7 @@ def test_aws_owned_keys_mean_sse_s3_and_no_kms_grant(program):
 
 def test_nothing_of_it_when_disabled(program):
     made = program()
-    assert made.of_type(BUCKET) == [] and "inboundUrl" not in made.exports
+    assert made.of_type(BUCKET) == [] and "inboundUrl" not in made.outputs
     assert len(made.of_type("aws:apigateway/resource:Resource")) == 1
     assert not [r for r in made.of_type("aws:lambda/function:Function") if r.name.endswith("-inbound")]
 
@@ -114,9 +114,9 @@ def test_nothing_of_it_when_disabled(program):
     ({"inboundMaxAgeSeconds": "soon"}, "inboundMaxAgeSeconds"),
     ({"allowUnsignedInbound": "maybe"}, "allowUnsignedInbound"),
 ])
-def test_bad_inbound_config_fails_naming_the_key(monkeypatch, config, key):
-    recorder = Recorder()
+def test_bad_inbound_config_fails_naming_the_key(config, key):
+    engine = Engine()
     with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: ") as error:
-        run_program({"plugins": BASE + ["inbound"], **config}, monkeypatch=monkeypatch, recorder=recorder)
+        run_program({"plugins": BASE + ["inbound"], **config}, engine=engine)
     assert error.value.key == f"sendgrid-events:{key}"
-    assert recorder.resources == []  # checked by its stack_settings hook, before the KMS key and tables
+    assert engine.created == []  # checked by its stack_settings hook, before the KMS key and tables

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 import textwrap
 
+import pulumi
 import pytest
 
 from handlers import env, manager
 from handlers.env import Var
 from handlers.tables import SENDER, WEBHOOK
 from infra.config import ConfigError
-from tests.infra_program import ACCOUNT, API_KEY, PROJECT, PUBLIC_KEY, STACK, Recorder, run_program
+from infra.preview import ACCOUNT, Engine
+from tests.infra_program import API_KEY, PROJECT, PUBLIC_KEY, STACK, run_program
 
 FUNCTIONS = (SENDER, WEBHOOK)
 TABLE = "aws:dynamodb/table:Table"
@@ -21,17 +23,14 @@ INVENTORY = {SENDER: lambda: env.SENDER, WEBHOOK: lambda: env.WEBHOOK}  # read a
 
 
 @pytest.fixture
-def program(monkeypatch):
-    def run(config=None):
-        return run_program(config, monkeypatch=monkeypatch)
-    return run
+def program():
+    return run_program
 
 
 @pytest.fixture(scope="module")
-def default(request):
+def default():
     """The program with the default config (run once for the read-only checks)."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        return run_program(monkeypatch=monkeypatch)
+    return run_program()
 
 
 def table_arn(logical: str) -> str:
@@ -139,12 +138,12 @@ def test_stream_trigger(default):
     assert m["functionResponseTypes"] == ["ReportBatchItemFailures"]
     assert m["maximumRetryAttempts"] == 5
     assert m["maximumRecordAgeInSeconds"] == 86400
-    assert m["destinationConfig"]["onFailure"]["destinationArn"] == queue.state["arn"]
+    assert m["destinationConfig"]["onFailure"]["destinationArn"] == queue.outputs["arn"]
     assert queue.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:")
     sender = granted(default.policies(SENDER))
     assert sender[m["eventSourceArn"]] >= {"dynamodb:GetRecords", "dynamodb:GetShardIterator",
                                            "dynamodb:DescribeStream"}
-    assert sender[queue.state["arn"]] == {"sqs:SendMessage"}
+    assert sender[queue.outputs["arn"]] == {"sqs:SendMessage"}
 
 
 def test_rest_api(default):
@@ -168,8 +167,8 @@ def test_rest_api(default):
     [permission] = default.of_type("aws:lambda/permission:Permission")
     assert permission.inputs["principal"] == "apigateway.amazonaws.com"
     assert permission.inputs["sourceArn"].endswith(f"/*/POST/{path}")
-    assert default.secret("webhookUrl")
-    assert default.resolved_exports()["webhookUrl"].endswith(f"/v1/{path}")
+    assert default.is_secret("webhookUrl")
+    assert default.resolved_outputs()["webhookUrl"].endswith(f"/v1/{path}")
 
 
 def test_roles_grant_exactly_the_declared_table_actions(default):
@@ -182,7 +181,7 @@ def test_roles_grant_exactly_the_declared_table_actions(default):
     assert table_arn("bounce") not in sender  # the sender cannot touch the bounce table
     assert not any(r.startswith(table_arn("mail_sender")) for r in webhook)  # nor the webhook the sender table
     parameter = default.one("aws:ssm/parameter:Parameter", "sendgrid-api-key")
-    assert sender[parameter.state["arn"]] == {"ssm:GetParameter"}
+    assert sender[parameter.outputs["arn"]] == {"ssm:GetParameter"}
     assert not any("ssm:" in a for s in default.policies(WEBHOOK) for a in s["Action"])
 
 
@@ -230,14 +229,14 @@ def test_the_api_key_is_never_plaintext(default):
             yield value
 
     holders = [r for r in default.resources if any(API_KEY in s for s in strings(r.inputs))]
-    assert [(r.typ, r.inputs["type"]) for r in holders] == [("aws:ssm/parameter:Parameter", "SecureString")]
-    exports = default.resolved_exports()
+    assert [(r.type, r.inputs["type"]) for r in holders] == [("aws:ssm/parameter:Parameter", "SecureString")]
+    exports = default.resolved_outputs()
     assert not any(API_KEY in s for s in strings(exports))
-    assert default.secret("webhookUrl")
+    assert default.is_secret("webhookUrl")
 
 
 def test_outputs(default):
-    exports = default.resolved_exports()
+    exports = default.resolved_outputs()
     assert exports["tableNames"]["bounce"] == f"{PROJECT}-{STACK}-bounce"
     assert exports["dlqUrl"].startswith("https://sqs.")
 
@@ -286,16 +285,16 @@ def test_a_plugin_adds_resources_a_function_and_a_route(program, inbound_plugin)
     assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:")
     inbound = made.function("inbound").inputs
     assert inbound["handler"] == "plugins_inbound_test.lambda_handler"
-    assert inbound["environment"]["variables"] == {"INBOUND_TOPIC_ARN": topic.state["arn"]}
+    assert inbound["environment"]["variables"] == {"INBOUND_TOPIC_ARN": topic.outputs["arn"]}
     grants = granted(made.policies("inbound"))
-    assert grants[topic.state["arn"]] == {"sns:Publish"}
+    assert grants[topic.outputs["arn"]] == {"sns:Publish"}
     assert grants[topic.inputs["kmsMasterKeyId"]] == {"kms:Decrypt", "kms:GenerateDataKey"}
     assert not any(r.startswith("arn:aws:dynamodb") for r in grants)
     paths = {r.inputs["pathPart"] for r in made.of_type("aws:apigateway/resource:Resource")}
     assert "inbound-mail-path" in paths and len(paths) == 2
-    assert made.secret("inboundUrl")
-    assert made.resolved_exports()["inboundUrl"].endswith("/v1/inbound-mail-path")
-    assert made.resolved_exports()["inboundTopic"] == topic.state["arn"]
+    assert made.is_secret("inboundUrl")
+    assert made.resolved_outputs()["inboundUrl"].endswith("/v1/inbound-mail-path")
+    assert made.resolved_outputs()["inboundTopic"] == topic.outputs["arn"]
 
 
 INDEX_PLUGIN = '''
@@ -342,13 +341,17 @@ def test_indexes_and_the_grants_on_them(program, tmp_path, monkeypatch):
     ({"deletionProtection": "yes"}, "deletionProtection"),
     ({"tableNames": ["nosuchtable=abc"]}, "tableNames"),
     ({"tableNames": ["mail_sender"]}, "tableNames"),
+    ({"webhookMaxAgeSeconds": "86399"}, "webhookMaxAgeSeconds"),  # below SendGrid's 24 hours of retries
+    ({"webhookMaxAgeSeconds": "604801"}, "webhookMaxAgeSeconds"),  # beyond the 7 days of duplicate marks
+    ({"webhookMaxAgeSeconds": "-1"}, "webhookMaxAgeSeconds"),
 ])
-def test_bad_config_fails_naming_the_key_before_any_resource(monkeypatch, config, key):
-    recorder = Recorder()
+def test_bad_config_fails_naming_the_key_before_any_resource(config, key):
+    engine = Engine()
     with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: ") as error:
-        run_program(config, monkeypatch=monkeypatch, recorder=recorder)
+        run_program(config, engine=engine)
     assert error.value.key == f"sendgrid-events:{key}"
-    assert recorder.resources == []
+    assert isinstance(error.value, pulumi.RunError)  # the CLI shows its message alone, no traceback
+    assert engine.created == []
 
 
 def test_unsigned_webhooks_only_when_asked(program):
@@ -357,8 +360,23 @@ def test_unsigned_webhooks_only_when_asked(program):
     assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == ""
 
 
+@pytest.mark.parametrize("seconds", ["86400", "604800"])
+def test_webhook_max_age_bounds_are_accepted(program, seconds):
+    assert program({"webhookMaxAgeSeconds": seconds}).environment(WEBHOOK)["SENDGRID_WEBHOOK_MAX_AGE_SECONDS"] == seconds
+
+
+def test_webhook_max_age_zero_turns_the_check_off_with_a_warning(program, caplog):
+    made = program({"webhookMaxAgeSeconds": "0"})
+    assert made.environment(WEBHOOK)["SENDGRID_WEBHOOK_MAX_AGE_SECONDS"] == "0"
+    [warning] = [r.getMessage() for r in caplog.records if "webhookMaxAgeSeconds" in r.getMessage()]
+    assert warning.startswith("sendgrid-events:webhookMaxAgeSeconds is 0: ")
+    assert "7-day duplicate check" in warning
+    caplog.clear()
+    program({"webhookMaxAgeSeconds": "86400"})
+    assert not [r for r in caplog.records if "webhookMaxAgeSeconds" in r.getMessage()]
+
+
 def test_pulumi_yaml_describes_every_config_key_the_program_reads(monkeypatch):
-    import pulumi
     import yaml
 
     from tests.infra_program import MAIN
@@ -371,7 +389,7 @@ def test_pulumi_yaml_describes_every_config_key_the_program_reads(monkeypatch):
         return original(self, key, *args, **kwargs)
 
     monkeypatch.setattr(pulumi.Config, "_get", recording)
-    run_program({"plugins": sorted(manager.BUILTIN_PLUGINS)}, monkeypatch=monkeypatch)
+    run_program({"plugins": sorted(manager.BUILTIN_PLUGINS)})
     declared = yaml.safe_load((MAIN.parent / "Pulumi.yaml").read_text())["config"]
     for key, spec in declared.items():
         assert spec.get("description"), key

@@ -9,7 +9,8 @@ from handlers.tables import SENDER, WEBHOOK
 from infra import pipeline
 from infra.config import ConfigError
 from infra.plugins import StackContext
-from tests.infra_program import PUBLIC_KEY, Recorder, run_program
+from infra.preview import Engine
+from tests.infra_program import PUBLIC_KEY, run_program
 from tests.test_infra import granted, table_arn
 
 TABLE = "aws:dynamodb/table:Table"
@@ -19,9 +20,9 @@ BASE = ["bounce", "dropped", "dynamodb"]
 
 
 @pytest.fixture
-def program(monkeypatch):
+def program():
     def run(*plugins, **config):
-        return run_program({"plugins": BASE + list(plugins), **config}, monkeypatch=monkeypatch)
+        return run_program({"plugins": BASE + list(plugins), **config})
     return run
 
 
@@ -32,7 +33,7 @@ def test_history_table_env_and_grants_only_when_enabled(program):
     assert table.inputs["ttl"] == {"enabled": True, "attributeName": "expiresAt"}
     for fn in (SENDER, WEBHOOK):
         assert made.environment(fn)["HISTORY_TTL_DAYS"] == "30"
-        assert made.environment(fn)["TABLE_EVENT_HISTORY"] == table.state["name"]
+        assert made.environment(fn)["TABLE_EVENT_HISTORY"] == table.outputs["name"]
         assert granted(made.policies(fn))[table_arn("event_history")] == {"dynamodb:BatchWriteItem"}
 
     without = program("delivered")
@@ -46,21 +47,21 @@ def test_sns_topic_subscriptions_env_grants_and_output_only_when_enabled(program
     made = program("sns", snsEmails=["ops@example.com"], snsEvents=["bounce"])
     [topic] = made.of_type(TOPIC)
     [key] = made.of_type("aws:kms/key:Key")
-    assert topic.inputs["kmsMasterKeyId"] == key.state["arn"]
+    assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
     [subscription] = made.of_type(SUBSCRIPTION)
     assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ops@example.com")
-    assert made.environment(WEBHOOK)["SNS_TOPIC_ARN"] == topic.state["arn"]
+    assert made.environment(WEBHOOK)["SNS_TOPIC_ARN"] == topic.outputs["arn"]
     assert made.environment(WEBHOOK)["SNS_EVENTS"] == "bounce"
     webhook = granted(made.policies(WEBHOOK))
-    assert webhook[topic.state["arn"]] == {"sns:Publish"}
-    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= webhook[key.state["arn"]]
-    assert topic.state["arn"] not in granted(made.policies(SENDER))
-    assert made.resolved_exports()["snsTopicArn"] == topic.state["arn"]
+    assert webhook[topic.outputs["arn"]] == {"sns:Publish"}
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= webhook[key.outputs["arn"]]
+    assert topic.outputs["arn"] not in granted(made.policies(SENDER))
+    assert made.resolved_outputs()["snsTopicArn"] == topic.outputs["arn"]
 
     without = program(snsEmails=["ops@example.com"])
     assert without.of_type(TOPIC) == [] and without.of_type(SUBSCRIPTION) == []
     assert not {"SNS_TOPIC_ARN", "SNS_EVENTS"} & set(without.environment(WEBHOOK))
-    assert "snsTopicArn" not in without.exports
+    assert "snsTopicArn" not in without.outputs
 
 
 def test_sns_topic_uses_the_aws_managed_key_when_the_stack_has_none(program):
@@ -77,7 +78,7 @@ def test_suppression_adds_the_address_index_and_the_senders_query_only_when_enab
     sender = granted(made.policies(SENDER))
     assert sender[table_arn("bounce")] == {"dynamodb:Query"}
     assert sender[table_arn("bounce") + "/index/*"] == {"dynamodb:Query"}
-    assert made.environment(SENDER)["TABLE_BOUNCE"] == bounce.state["name"]
+    assert made.environment(SENDER)["TABLE_BOUNCE"] == bounce.outputs["name"]
 
     without = program()
     assert "globalSecondaryIndexes" not in without.table("bounce").inputs
@@ -89,7 +90,7 @@ def test_event_types_need_nothing_but_their_name(program):
     types = ["processed", "deferred", "delivered", "open", "click", "spamreport", "unsubscribe",
              "group_unsubscribe", "group_resubscribe"]
     made, base = program(*types), program()
-    assert sorted((r.typ, r.name) for r in made.resources) == sorted((r.typ, r.name) for r in base.resources)
+    assert sorted((r.type, r.name) for r in made.resources) == sorted((r.type, r.name) for r in base.resources)
     assert made.environment(WEBHOOK)["ENABLED_PLUGINS"] == ",".join(BASE + types)
 
 
@@ -103,13 +104,12 @@ def test_event_types_need_nothing_but_their_name(program):
     ({"snsEvents": [1]}, "snsEvents"),
     ({"snsEvents": ["bounce, dropped"]}, "snsEvents"),
 ])
-def test_bad_plugin_config_fails_naming_the_key_before_any_resource(monkeypatch, config, key):
-    recorder = Recorder()
+def test_bad_plugin_config_fails_naming_the_key_before_any_resource(config, key):
+    engine = Engine()
     with pytest.raises(ConfigError, match=f"^sendgrid-events:{key}: ") as error:
-        run_program({"plugins": sorted(manager.BUILTIN_PLUGINS), **config}, monkeypatch=monkeypatch,
-                    recorder=recorder)
+        run_program({"plugins": sorted(manager.BUILTIN_PLUGINS), **config}, engine=engine)
     assert error.value.key == f"sendgrid-events:{key}"
-    assert recorder.resources == []
+    assert engine.created == []
 
 
 def test_a_disabled_plugins_keys_are_not_read(program):
@@ -127,7 +127,7 @@ def test_builtin_infrastructure_hooks_get_their_keys_from_stack_settings_only(mo
     made = run_program({"plugins": sorted(manager.BUILTIN_PLUGINS), "bounceTtlDays": "7", "historyTtlDays": "30",
                         "snsEmails": ["ops@example.com"], "snsEvents": ["bounce", "spamreport"],
                         "inboundPublicKeys": [PUBLIC_KEY], "allowUnsignedInbound": "TRUE",
-                        "inboundMaxAgeSeconds": "600", "inboundExpireDays": "3"}, monkeypatch=monkeypatch)
+                        "inboundMaxAgeSeconds": "600", "inboundExpireDays": "3"})
     assert made.environment(WEBHOOK)["BOUNCE_TTL_DAYS"] == "7"
     assert made.environment(SENDER)["HISTORY_TTL_DAYS"] == "30"
     assert made.environment(WEBHOOK)["SNS_EVENTS"] == "bounce,spamreport"

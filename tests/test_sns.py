@@ -208,7 +208,7 @@ def test_infrastructure_makes_an_encrypted_topic_its_subscriptions_env_and_iam()
     subs = made.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert sorted((s.inputs["protocol"], s.inputs["endpoint"]) for s in subs) == [
         ("email", "dev@example.com"), ("email", "ops@example.com")]
-    topic_arn = "arn:aws:sns:us-east-1:123456789012:sns-notify"
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:topic/sns-notify"
     assert all(s.inputs["topic"] == topic_arn for s in subs)
     assert made.env["webhook"] == {"SNS_TOPIC_ARN": topic_arn, "SNS_EVENTS": "bounce"}
     assert made.statements["webhook"] == [
