@@ -155,3 +155,11 @@ def test_every_retry_loop_waits_with_the_same_full_jitter(monkeypatch):
     dynamo.backoff(10)
     assert sleeps == [dynamo.MAX_DELAY]
     assert sendgrid_api.backoff(1) == 2 * sendgrid_api.BASE_DELAY
+
+
+def test_a_retried_sendgrid_error_is_logged_without_the_addresses_it_quotes(stack, sendgrid, caplog):
+    plugins = stack()
+    sendgrid.script.append(Scripted(503, body={"errors": [{"message": "queue full for alice@example.com"}]}))
+    assert sender.handle(inserted(alice()), plugins) == {"batchItemFailures": []}
+    assert "SendGrid 503: queue full for <address>" in caplog.text
+    assert "alice@example.com" not in caplog.text
