@@ -1,22 +1,25 @@
 """The sender Lambda: DynamoDB Streams records of the mail sender table in.
 
-Each INSERT record is one mail, sent at most once, its fate written on the item:
+Each INSERT record of an item inserted without ``status`` is one mail, sent at
+most once, its fate written on the item (``handlers.sender_item`` writes):
 
-1. Claim: a conditional update sets ``status`` to ``sending`` only if the item
+1. Read, before any claim: its mail (``handlers.mail``). Whatever the item
+   holds, this ends in a mail or a ``rejected`` item with an ``error`` naming
+   the field (never quoting an address).
+2. Claim: a conditional update sets ``status`` to ``sending`` only if the item
    exists and has no ``status`` yet (or ``failed``: a retry). A retried batch,
    a duplicate record or a concurrent invocation finds the claim taken and
    does not send. An item found in ``sending`` is another delivery's mail in
    flight, or one whose sender died mid-send: it is logged and reported as a
    batch item failure, never re-sent (README "Operating" says what to do).
-2. Check the item (``handlers.mail``) and run the ``before_send`` hooks.
-   Invalid, vetoed or left without recipients: ``rejected`` + ``error``.
-3. Send (``handlers.sendgrid_api``: timeouts, retries). Accepted: the sent log
+3. The ``before_send`` hooks: vetoed or left without recipients: ``rejected``.
+4. Send (``handlers.sendgrid_api``: timeouts, retries). Accepted: the sent log
    row, then ``sent`` + ``messageId`` + ``sentAt`` on the item, then the
    ``after_send`` hooks. Refused by SendGrid (4xx): ``rejected`` + ``error``.
-   Transient trouble that outlasted the retries: ``failed`` + ``error``, and
-   the record goes into ``batchItemFailures``; Lambda retries it (the claim
-   takes ``failed`` items again) and, past the mapping's retry limit, sends it
-   to the on-failure destination.
+   Transient trouble that outlasted the retries, a failing hook: ``failed`` +
+   ``error``, and the record goes into ``batchItemFailures``; Lambda retries it
+   (the claim takes ``failed`` items again) and, past the mapping's retry
+   limit, sends it to the on-failure destination.
 
 Once SendGrid accepted a mail, nothing marks it ``failed`` (that would send it
 again): later errors are logged and leave ``sent`` or ``sending`` behind.
@@ -34,11 +37,11 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 from handlers import dynamo, env, sendgrid_api
 from handlers.mail import InvalidMail, Mail, parse
 from handlers.manager import Plugins, enabled_plugins
+from handlers.sender_item import Done, MailItem, Retry, now_iso
 from handlers.tables import MAIL_SENDER, SENT_LOG
 
 log = logging.getLogger(__name__)
@@ -50,76 +53,24 @@ SAFETY_SECONDS = 5.0
 DEFAULT_SECONDS = 60.0
 
 
-class Retry(Exception):
-    """The record must be retried by Lambda: it goes into ``batchItemFailures``."""
+class Refused(Exception):
+    """The hooks left the mail unsendable (a veto, no recipient left)."""
 
 
-class InFlight(Retry):
-    """The item is ``sending``: another delivery is sending it, or one died mid-send."""
+def deadline_of(context) -> float:
+    """The ``time.monotonic()`` by which every send of this invocation must be over."""
+    seconds = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_SECONDS
+    return time.monotonic() + max(seconds - SAFETY_SECONDS, seconds / 2)
 
 
-class Done(Exception):
-    """The item was handled before (``sent``, ``rejected``), or is gone: nothing to do."""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _table() -> str:
-    return os.environ[MAIL_SENDER.env_var]
-
-
-def _key(item_id: str) -> dict:
-    return {MAIL_SENDER.hash_key: {"S": item_id}}
-
-
-def update_item(item_id: str, values: dict, remove: tuple[str, ...] = ()) -> None:
-    """Set ``values`` (None ones skipped) and remove ``remove`` on an item that still exists.
-
-    A deleted item is not brought back by its outcome: the write is skipped.
-    """
-    values = {k: v for k, v in values.items() if v is not None}
-    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in values)
-    if remove:
-        expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
+def read(item: MailItem) -> Mail:
+    """The item's mail, checked; ``InvalidMail`` otherwise, and nothing else."""
     try:
-        dynamo.client().update_item(
-            TableName=_table(),
-            Key=_key(item_id),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(#id)",
-            ExpressionAttributeNames={"#id": MAIL_SENDER.hash_key, **{f"#{k}": k for k in (*values, *remove)}},
-            ExpressionAttributeValues={f":{k}": v for k, v in dynamo.serialize(values).items()},
-        )
-    except dynamo.client().exceptions.ConditionalCheckFailedException:
-        log.warning(json.dumps({"message": "item deleted before its outcome was written",
-                                "id": item_id, "outcome": values}))
-
-
-def claim(item_id: str) -> None:
-    """Mark the item ``sending`` if it is new (or ``failed``); ``Done`` / ``InFlight`` otherwise."""
-    dynamodb = dynamo.client()
-    try:
-        dynamodb.update_item(
-            TableName=_table(),
-            Key=_key(item_id),
-            UpdateExpression="SET #status = :sending, #claimedAt = :now ADD #attempts :one",
-            ConditionExpression="attribute_exists(#id) AND (attribute_not_exists(#status) OR #status = :failed)",
-            ExpressionAttributeNames={"#id": MAIL_SENDER.hash_key, "#status": "status",
-                                      "#claimedAt": "claimedAt", "#attempts": "attempts"},
-            ExpressionAttributeValues={":sending": {"S": "sending"}, ":failed": {"S": "failed"},
-                                       ":now": {"S": now_iso()}, ":one": {"N": "1"}},
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException as exc:
-        old = dynamo.deserialize(exc.response.get("Item") or {})
-        if not old:
-            raise Done("deleted before it was sent") from None
-        if old.get("status") == "sending":
-            raise InFlight(f"item is 'sending' since {old.get('claimedAt')}: in flight elsewhere, "
-                           "or its sender died mid-send (not re-sent)") from None
-        raise Done(f"already {old.get('status')}") from None
+        return parse(dynamo.deserialize(item.image))
+    except InvalidMail:
+        raise
+    except Exception as exc:  # an image the deserializer cannot read
+        raise InvalidMail(f"the item cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
 def record_sent(mail: Mail, message_id: str, sent_at: str) -> None:
@@ -140,59 +91,64 @@ def record_sent(mail: Mail, message_id: str, sent_at: str) -> None:
     dynamo.client().put_item(TableName=os.environ[SENT_LOG.env_var], Item=dynamo.serialize(item))
 
 
-def _accepted(mail: Mail, message_id: str, plugins: Plugins, outcome: dict) -> str:
-    """Record a mail SendGrid accepted. Errors are logged; none may lead to a resend."""
-    sent_at = now_iso()
-    note = None
+def _sent_log_note(mail: Mail, message_id: str, sent_at: str) -> str | None:
+    """Write the sent-log row; what went wrong, for the item's ``error`` (None: all well)."""
     if not message_id:
-        note = "SendGrid answered without X-Message-Id: no sent-log row"
-    else:
-        try:
-            record_sent(mail, message_id, sent_at)
-        except Exception as exc:
-            log.exception("sent-log write failed for item %s (messageId %s)", mail.id, message_id)
-            note = f"sent, but the sent-log write failed: {type(exc).__name__}"
-    update_item(mail.id, {"status": "sent", "messageId": message_id or None, "sentAt": sent_at,
-                          "error": note, **outcome}, remove=() if note else ("error",))
+        return "SendGrid answered without X-Message-Id: no sent-log row"
+    try:
+        record_sent(mail, message_id, sent_at)
+    except Exception as exc:
+        log.exception("sent-log write failed for item %s (messageId %s)", mail.id, message_id)
+        return f"sent, but the sent-log write failed: {type(exc).__name__}"
+    return None
+
+
+def _accepted(item: MailItem, mail: Mail, message_id: str, plugins: Plugins) -> None:
+    """Record a mail SendGrid accepted. Nothing here may lead to a resend."""
+    sent_at = now_iso()
+    note = _sent_log_note(mail, message_id, sent_at)
+    item.settle({"status": "sent", "messageId": message_id or None, "sentAt": sent_at, "error": note,
+                 "suppressed": dict(mail.dropped) or None})
     try:
         plugins.hook.after_send(mail=mail, message_id=message_id)
     except Exception:
         log.exception("an after_send hook failed for item %s", mail.id)
-    return "sent"
 
 
-def process(item: dict, plugins: Plugins, deadline: float) -> str:
+def _attempt(mail: Mail, plugins: Plugins, deadline: float) -> str:
+    """The hooks, then Mail Send: the X-Message-Id; ``Refused``, ``sendgrid_api.Rejected`` or any error."""
+    plugins.hook.before_send(mail=mail)
+    refusal = mail.refusal()
+    if refusal:
+        raise Refused(refusal)
+    return sendgrid_api.send(mail.payload(env.SENDGRID_EVENTS_STACK.get()), deadline)
+
+
+def process(item: MailItem, plugins: Plugins, deadline: float) -> str:
     """Send one inserted item at most once; returns its final status (or raises ``Retry`` / ``Done``)."""
-    item_id = str(item["id"])
-    claim(item_id)
+    if "status" in item.image:
+        raise Done("inserted with a status: left alone")
     try:
-        mail = parse(item)
+        mail = read(item)
     except InvalidMail as exc:
-        update_item(item_id, {"status": "rejected", "error": str(exc)})
+        item.reject(str(exc))
         return "rejected"
-    outcome = {}
+    item.claim()
     try:
-        plugins.hook.before_send(mail=mail)
-        outcome = {"suppressed": dict(mail.dropped) or None}
-        refusal = mail.refusal()
-        if refusal:
-            update_item(item_id, {"status": "rejected", "error": refusal, **outcome})
-            return "rejected"
-        message_id = sendgrid_api.send(mail.payload(env.SENDGRID_EVENTS_STACK.get()), deadline)
-    except sendgrid_api.Rejected as exc:
-        update_item(item_id, {"status": "rejected", "error": str(exc), **outcome})
+        message_id = _attempt(mail, plugins, deadline)
+    except (Refused, sendgrid_api.Rejected) as exc:
+        item.settle({"status": "rejected", "error": str(exc), "suppressed": dict(mail.dropped) or None})
         return "rejected"
     except Exception as exc:  # not sent: SendGrid unavailable, a hook or DynamoDB failed
         error = str(exc) if isinstance(exc, sendgrid_api.Failed) else f"{type(exc).__name__}: {exc}"
-        update_item(item_id, {"status": "failed", "error": error, **outcome})
+        item.settle({"status": "failed", "error": error, "suppressed": dict(mail.dropped) or None})
         raise Retry(error) from exc
-    return _accepted(mail, message_id, plugins, outcome)
+    _accepted(item, mail, message_id, plugins)
+    return "sent"
 
 
-def deadline_of(context) -> float:
-    """The ``time.monotonic()`` by which every send of this invocation must be over."""
-    seconds = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_SECONDS
-    return time.monotonic() + max(seconds - SAFETY_SECONDS, seconds / 2)
+def _item_id(record: dict) -> str | None:
+    return (record.get("dynamodb", {}).get("Keys", {}).get(MAIL_SENDER.hash_key) or {}).get("S")
 
 
 def _one(record: dict, plugins: Plugins, deadline: float) -> bool:
@@ -200,12 +156,12 @@ def _one(record: dict, plugins: Plugins, deadline: float) -> bool:
     if record.get("eventName") != "INSERT":
         return True
     keys = record.get("dynamodb", {})
-    item_id = dynamo.deserialize(keys.get("Keys", {})).get(MAIL_SENDER.hash_key)
+    item_id = _item_id(record)
     line = {"message": "mail", "id": item_id, "sequenceNumber": keys.get("SequenceNumber")}
     try:
         if "NewImage" not in keys:
             raise Retry("INSERT record without NewImage: the stream must be NEW_IMAGE")
-        line["status"] = process(dynamo.deserialize(keys["NewImage"]), plugins, deadline)
+        line["status"] = process(MailItem(item_id, keys["NewImage"]), plugins, deadline)
     except Done as exc:
         line.update(status="skipped", reason=str(exc))
     except Retry as exc:
