@@ -3,7 +3,8 @@
 Each INSERT record of an item inserted without ``status`` is one mail, sent at
 most once, its fate written on the item (``handlers.sender_item`` writes):
 
-1. Read, before any claim: its mail (``handlers.mail``). Whatever the item
+1. Read, before any claim: the item's size (``TooLarge`` without room for the
+   sender's attributes) and its mail (``handlers.mail``). Whatever the item
    holds, this ends in a mail or a ``rejected`` item with an ``error`` naming
    the field (never quoting an address).
 2. Claim: a conditional update sets ``status`` to ``sending`` only if the item
@@ -64,8 +65,9 @@ def deadline_of(context) -> float:
 
 
 def read(item: MailItem) -> Mail:
-    """The item's mail, checked; ``InvalidMail`` otherwise, and nothing else."""
+    """The item's mail, checked; ``InvalidMail`` (``TooLarge``) otherwise, and nothing else."""
     try:
+        item.check_room()
         return parse(dynamo.deserialize(item.image))
     except InvalidMail:
         raise

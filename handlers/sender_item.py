@@ -3,6 +3,13 @@
 Every write is conditional on the item still existing (a deleted item is not
 brought back), and the first one (``take``: the claim, or a rejection before
 any claim) also on the item being new (no ``status``) or ``failed``.
+
+Every write fits in DynamoDB's 400 KB. The item's size is known from its stream
+image (``handlers.item_size``); an item without ``OUTCOME_ROOM`` bytes to spare
+for the sender's attributes at their largest is refused before its claim
+(``TooLarge``), with an outcome that fits: the error, or at worst the bare
+status. Later, an outcome that would still not fit (``suppressed`` is not
+reserved: it lists every dropped address) is written without its extras.
 """
 
 from __future__ import annotations
@@ -14,12 +21,22 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from handlers import dynamo, redact
+from handlers.item_size import MAX_ITEM_BYTES, item_size
+from handlers.mail import InvalidMail
 from handlers.tables import MAIL_SENDER
 
 log = logging.getLogger(__name__)
 
 # What an outcome sets; any of them an outcome does not set is removed (left over from an earlier attempt).
 OUTCOME_ATTRIBUTES = ("messageId", "sentAt", "error", "suppressed")
+MAX_MESSAGE_ID_BYTES = 128  # SendGrid's X-Message-Id has 22 characters
+_TIMESTAMP = "2026-01-01T00:00:00+00:00"  # as long as every now_iso()
+# The claim's attributes, at their largest.
+CLAIM = {"claimedAt": _TIMESTAMP, "attempts": 999_999}
+# Every attribute the sender may write but ``suppressed``, at its largest: an item must leave room for them.
+LARGEST_OUTCOME = {"status": "rejected", **CLAIM, "messageId": "x" * MAX_MESSAGE_ID_BYTES,
+                   "sentAt": _TIMESTAMP, "error": "x" * redact.MAX_ERROR_BYTES}
+OUTCOME_ROOM = item_size(dynamo.serialize(LARGEST_OUTCOME))
 
 
 class Done(Exception):
@@ -34,6 +51,10 @@ class InFlight(Retry):
     """The item is ``sending``: another delivery is sending it, or one died mid-send."""
 
 
+class TooLarge(InvalidMail):
+    """The item leaves no room for the sender's attributes."""
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -45,13 +66,27 @@ class MailItem:
     id: str
     image: dict
 
+    def check_room(self) -> None:
+        """``TooLarge`` when the item cannot take the sender's attributes within DynamoDB's limit."""
+        size, most = item_size(self.image), MAX_ITEM_BYTES - OUTCOME_ROOM
+        if size > most:
+            raise TooLarge(f"item too large: {size} bytes; a mail item may have {most}, leaving room "
+                           f"for the sender's attributes within DynamoDB's {MAX_ITEM_BYTES}")
+
     def claim(self) -> None:
         """Mark the item ``sending`` if it is new (or ``failed``); ``Done`` / ``InFlight`` otherwise."""
         self.take({"status": "sending", "claimedAt": now_iso()}, add={"attempts": 1})
 
     def reject(self, error: str) -> None:
-        """Mark a new (or ``failed``) item ``rejected`` before any claim; ``Done`` / ``InFlight`` otherwise."""
-        self.take({"status": "rejected", "error": error})
+        """Mark a new (or ``failed``) item ``rejected`` before any claim: with the error if it fits.
+
+        ``Done`` when it was taken already, or when not even the status fits (logged).
+        """
+        for values in ({"status": "rejected", "error": error}, {"status": "rejected"}):
+            if self._fits(values, claimed=False):
+                return self.take(values)
+        log.error(json.dumps({"message": "item too large for any outcome: left without status", "id": self.id}))
+        raise Done("too large to take even a status: left alone")
 
     def take(self, values: dict, add: dict | None = None) -> None:
         """Write ``values`` if the item is new (no ``status``) or ``failed``; ``Done`` / ``InFlight`` otherwise."""
@@ -69,12 +104,34 @@ class MailItem:
             raise Done(f"already {old.get('status')}") from None
 
     def settle(self, values: dict) -> None:
-        """Write the outcome of a claimed item."""
+        """Write the outcome of a claimed item, fitted to the item's room."""
         try:
-            self._write(values)
+            self._write(self._fitted(values))
         except dynamo.client().exceptions.ConditionalCheckFailedException:
             log.warning(json.dumps({"message": "item deleted before its outcome was written",
                                     "id": self.id, "outcome": values}))
+
+    def _fitted(self, values: dict) -> dict:
+        """``values`` as they fit on the claimed item: without ``suppressed``, or at worst without all but
+        ``status``; ``error`` says what was left out."""
+        values = _written(values)
+        for left_out in ((), ("suppressed",), tuple(k for k in values if k not in ("status", "error"))):
+            left_out = tuple(k for k in left_out if k in values)
+            fitted = {k: v for k, v in values.items() if k not in left_out}
+            if left_out:
+                fitted["error"] = _joined(values.get("error"), f"not written, no room on the item: {', '.join(left_out)}")
+            if self._fits(fitted, claimed=True):
+                return fitted
+        return fitted
+
+    def _fits(self, values: dict, claimed: bool) -> bool:
+        """Whether the item takes ``values`` (and, if ``claimed``, the claim's attributes) within the limit."""
+        kept = {k: v for k, v in self.image.items() if k not in OUTCOME_ATTRIBUTES}
+        try:
+            written = dynamo.serialize({**(CLAIM if claimed else {}), **_written(values)})
+            return item_size({**kept, **written}) <= MAX_ITEM_BYTES
+        except Exception:  # an image that is not DynamoDB's wire format cannot be measured: DynamoDB judges
+            return True
 
     def _write(self, values: dict, add: dict | None = None, condition: str | None = None,
                condition_values: dict | None = None, **extra) -> None:
@@ -107,3 +164,6 @@ def _written(values: dict) -> dict:
         values["error"] = redact.safe(values["error"])
     return values
 
+
+def _joined(*notes: str | None) -> str:
+    return "; ".join(n for n in notes if n)

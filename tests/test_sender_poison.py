@@ -1,14 +1,24 @@
 """Poison items: whatever an inserted item holds, the sender ends it with an outcome, never ``sending``.
 
 Each case was a hostile review's reproduction: deep nesting, DynamoDB sets and
-binaries, items inserted with a status.
+binaries, items at the 400 KB limit, items inserted with a status.
 """
+
+import json
 
 import pytest
 
-from handlers import sender
+from devstack.sendgrid import Scripted
+from handlers import dynamo, sender, sender_item
+from handlers.hookspecs import hookimpl
+from handlers.item_size import item_size
+from handlers.sender_item import OUTCOME_ROOM
 from tests.sender_support import alice, items
 from tests.support import inserted, put_item, stream_record
+
+# moto refuses an item over 405,000 bytes (its own reading of DynamoDB's limit, strings counted as
+# the Developer Guide counts them): the boundary tests hold the sender to moto's limit.
+MOTO_MAX_ITEM_BYTES = 405_000
 
 
 def handled(item: dict, plugins) -> dict:
@@ -70,3 +80,77 @@ def test_an_item_inserted_with_a_null_status_is_left_alone(stack, sendgrid):
     record["dynamodb"]["NewImage"]["status"] = {"NULL": True}
     assert sender.handle([record], plugins) == {"batchItemFailures": []}
     assert sendgrid.requests == 0 and "status" not in items()["m1"]
+
+
+# --- DynamoDB's item size limit ---------------------------------------------------------------------
+
+def padded(size: int, **extra) -> dict:
+    """alice's item grown by a ``padding`` string to exactly ``size`` bytes (DynamoDB's count)."""
+    item = alice(**extra)
+    padding = size - item_size(dynamo.serialize(item)) - item_size({"padding": {"S": ""}})
+    item["padding"] = "x" * padding
+    assert item_size(dynamo.serialize(item)) == size
+    return item
+
+
+@pytest.fixture
+def moto_limit(monkeypatch):
+    monkeypatch.setattr(sender_item, "MAX_ITEM_BYTES", MOTO_MAX_ITEM_BYTES)
+    return MOTO_MAX_ITEM_BYTES
+
+
+def test_the_largest_item_sent_takes_its_claim_and_its_largest_outcome(stack, sendgrid, moto_limit):
+    """At the limit, the outcome with the longest error fits: SendGrid's 400 quoting 2,000 characters."""
+    plugins = stack()
+    largest = moto_limit - OUTCOME_ROOM
+    sendgrid.script.append(Scripted(400, body={"errors": [{"message": "y" * 2000, "field": "content"}]}))
+    stored = handled(padded(largest, id="big"), plugins)
+    assert (stored["status"], stored["attempts"], sendgrid.requests) == ("rejected", 1, 1)
+    assert stored["error"].startswith("SendGrid 400: yyy") and len(stored["error"].encode()) <= 500
+
+    stored = handled(padded(largest, id="sent"), plugins)
+    assert (stored["status"], stored["messageId"]) == ("sent", sendgrid.accepted[0].message_id)
+
+
+def test_one_byte_more_is_rejected_before_the_claim_with_its_size(stack, sendgrid, moto_limit):
+    size = moto_limit - OUTCOME_ROOM + 1
+    stored = handled(padded(size), stack())
+    assert_rejected_before_any_claim(stored, sendgrid, f"item too large: {size} bytes")
+
+
+@pytest.mark.parametrize("room, outcome", [
+    (40, {"status": "rejected"}),  # no room for the error: the status alone
+    (0, None),                     # not even for the status: left alone (and logged)
+])
+def test_an_item_at_the_limit_gets_the_outcome_that_fits(stack, sendgrid, moto_limit, caplog, room, outcome):
+    item = padded(moto_limit - room)
+    stored = handled(item, stack())
+    assert {k: v for k, v in stored.items() if k not in item} == (outcome or {})
+    assert sendgrid.requests == 0
+    if outcome is None:
+        assert "item too large for any outcome" in caplog.text
+
+
+class Hostile:
+    """A sender plugin: drops bob (with a ``reason``), fails naming carol on the subject 'boom'."""
+
+    def __init__(self, reason="bounced"):
+        self.reason = reason
+
+    @hookimpl
+    def before_send(self, mail):
+        if mail.subject == "boom":
+            raise KeyError("carol@example.com")
+        for address in mail.recipients:
+            if address.email == "bob@example.com":
+                mail.drop(address.email, self.reason)
+
+
+def test_a_suppressed_list_without_room_is_left_out_and_said_so(stack, sendgrid, moto_limit):
+    plugins = stack()
+    plugins.pm.register(Hostile(reason="r" * 2000))
+    item = padded(moto_limit - OUTCOME_ROOM, cc=json.dumps([{"email": "bob@example.com"}]))
+    stored = handled(item, plugins)
+    [accepted] = sendgrid.accepted
+    assert (stored["status"], stored["messageId"]) == ("sent", accepted.message_id) and "suppressed" not in stored
+    assert stored["error"] == "not written, no room on the item: suppressed"
