@@ -17,13 +17,16 @@ most once, its fate written on the item (``handlers.sender_item`` writes):
 4. Send (``handlers.sendgrid_api``: timeouts, retries). Accepted: the sent log
    row, then ``sent`` + ``messageId`` + ``sentAt`` on the item, then the
    ``after_send`` hooks. Refused by SendGrid (4xx): ``rejected`` + ``error``.
-   Transient trouble that outlasted the retries, a failing hook: ``failed`` +
-   ``error``, and the record goes into ``batchItemFailures``; Lambda retries it
-   (the claim takes ``failed`` items again) and, past the mapping's retry
-   limit, sends it to the on-failure destination.
+   Anything else between the claim and SendGrid's answer (transient trouble
+   that outlasted the retries, a failing hook, any error): ``failed`` +
+   ``error`` (type and message, addresses redacted), and the record goes into
+   ``batchItemFailures``; Lambda retries it (the claim takes ``failed`` items
+   again) and, past the mapping's retry limit, sends it to the on-failure
+   destination. An outcome that cannot be written at all is reported the same
+   way (the item stays ``sending``).
 
 Once SendGrid accepted a mail, nothing marks it ``failed`` (that would send it
-again): later errors are logged and leave ``sent`` or ``sending`` behind.
+again): later errors are logged and noted in ``error``.
 
 MODIFY and REMOVE records (edits, deletes, TTL expiry) never send. The records
 of a batch run on a bounded thread pool; every failed record is reported by its
@@ -42,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from handlers import dynamo, env, sendgrid_api
 from handlers.mail import InvalidMail, Mail, parse
 from handlers.manager import Plugins, enabled_plugins
+from handlers.redact import describe
 from handlers.sender_item import Done, MailItem, Retry, now_iso
 from handlers.tables import MAIL_SENDER, SENT_LOG
 
@@ -72,7 +76,7 @@ def read(item: MailItem) -> Mail:
     except InvalidMail:
         raise
     except Exception as exc:  # an image the deserializer cannot read
-        raise InvalidMail(f"the item cannot be read: {type(exc).__name__}: {exc}") from exc
+        raise InvalidMail(f"the item cannot be read: {describe(exc)}") from exc
 
 
 def record_sent(mail: Mail, message_id: str, sent_at: str) -> None:
@@ -109,12 +113,14 @@ def _accepted(item: MailItem, mail: Mail, message_id: str, plugins: Plugins) -> 
     """Record a mail SendGrid accepted. Nothing here may lead to a resend."""
     sent_at = now_iso()
     note = _sent_log_note(mail, message_id, sent_at)
-    item.settle({"status": "sent", "messageId": message_id or None, "sentAt": sent_at, "error": note,
-                 "suppressed": dict(mail.dropped) or None})
     try:
-        plugins.hook.after_send(mail=mail, message_id=message_id)
-    except Exception:
-        log.exception("an after_send hook failed for item %s", mail.id)
+        item.settle({"status": "sent", "messageId": message_id or None, "sentAt": sent_at, "error": note,
+                     "suppressed": dict(mail.dropped) or None})
+    finally:
+        try:
+            plugins.hook.after_send(mail=mail, message_id=message_id)
+        except Exception:
+            log.exception("an after_send hook failed for item %s", mail.id)
 
 
 def _attempt(mail: Mail, plugins: Plugins, deadline: float) -> str:
@@ -141,8 +147,8 @@ def process(item: MailItem, plugins: Plugins, deadline: float) -> str:
     except (Refused, sendgrid_api.Rejected) as exc:
         item.settle({"status": "rejected", "error": str(exc), "suppressed": dict(mail.dropped) or None})
         return "rejected"
-    except Exception as exc:  # not sent: SendGrid unavailable, a hook or DynamoDB failed
-        error = str(exc) if isinstance(exc, sendgrid_api.Failed) else f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # not sent: SendGrid unavailable, a hook failed, anything unexpected
+        error = str(exc) if isinstance(exc, sendgrid_api.Failed) else describe(exc)
         item.settle({"status": "failed", "error": error, "suppressed": dict(mail.dropped) or None})
         raise Retry(error) from exc
     _accepted(item, mail, message_id, plugins)

@@ -9,7 +9,9 @@ image (``handlers.item_size``); an item without ``OUTCOME_ROOM`` bytes to spare
 for the sender's attributes at their largest is refused before its claim
 (``TooLarge``), with an outcome that fits: the error, or at worst the bare
 status. Later, an outcome that would still not fit (``suppressed`` is not
-reserved: it lists every dropped address) is written without its extras.
+reserved: it lists every dropped address) is written without its extras, and
+one DynamoDB refuses is written again as its bare status with the reason;
+only when that fails too does the write raise ``OutcomeNotWritten``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # What an outcome sets; any of them an outcome does not set is removed (left over from an earlier attempt).
 OUTCOME_ATTRIBUTES = ("messageId", "sentAt", "error", "suppressed")
+KEPT_ON_FALLBACK = ("status", "messageId", "sentAt")
 MAX_MESSAGE_ID_BYTES = 128  # SendGrid's X-Message-Id has 22 characters
 _TIMESTAMP = "2026-01-01T00:00:00+00:00"  # as long as every now_iso()
 # The claim's attributes, at their largest.
@@ -49,6 +52,10 @@ class Retry(Exception):
 
 class InFlight(Retry):
     """The item is ``sending``: another delivery is sending it, or one died mid-send."""
+
+
+class OutcomeNotWritten(Retry):
+    """Not even the bare status could be written: the item stays ``sending``."""
 
 
 class TooLarge(InvalidMail):
@@ -104,9 +111,22 @@ class MailItem:
             raise Done(f"already {old.get('status')}") from None
 
     def settle(self, values: dict) -> None:
-        """Write the outcome of a claimed item, fitted to the item's room."""
+        """Write the outcome of a claimed item (fitted to the item's room); ``OutcomeNotWritten`` if impossible."""
         try:
-            self._write(self._fitted(values))
+            return self._settle(self._fitted(values))
+        except Exception as exc:
+            first = redact.describe(exc)
+        fallback = {k: values[k] for k in KEPT_ON_FALLBACK if k in values}
+        fallback["error"] = _joined(values.get("error"), f"the full outcome was not written: {first}")
+        try:
+            return self._settle(fallback)
+        except Exception as exc:
+            raise OutcomeNotWritten(f"the '{values['status']}' outcome was not written: {first}; "
+                                    f"nor its bare status: {redact.describe(exc)}") from exc
+
+    def _settle(self, values: dict) -> None:
+        try:
+            self._write(values)
         except dynamo.client().exceptions.ConditionalCheckFailedException:
             log.warning(json.dumps({"message": "item deleted before its outcome was written",
                                     "id": self.id, "outcome": values}))

@@ -1,9 +1,12 @@
-"""What the sender's tests share: Lambda's context, the items."""
+"""What the sender's tests share: Lambda's context, the items, failures injected into DynamoDB writes."""
 
 from __future__ import annotations
 
 import time
 
+from botocore.exceptions import ClientError
+
+from handlers import dynamo
 from tests.support import scan, seed_item
 
 
@@ -24,3 +27,24 @@ def items() -> dict:
 
 def alice(item_id="m1", **extra):
     return {**seed_item(item_id, [("alice@example.com", "Alice")]), **extra}
+
+
+class FailingWrites:
+    """Makes UpdateItem calls on the mail sender table raise, chosen by the ``status`` they write."""
+
+    def __init__(self):
+        self.left: dict[str, int] = {}
+        self.refused: list[str] = []
+        dynamo.client().meta.events.register("before-parameter-build.dynamodb.UpdateItem", self._check)
+
+    def fail(self, status: str, times: int = 1) -> None:
+        """The next ``times`` writes of ``status`` fail (as DynamoDB answering 500 would)."""
+        self.left[status] = times
+
+    def _check(self, params, **_):
+        status = params.get("ExpressionAttributeValues", {}).get(":status", {}).get("S")
+        if self.left.get(status, 0) > 0:
+            self.left[status] -= 1
+            self.refused.append(status)
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": f"injected: {status}"}},
+                              "UpdateItem")
