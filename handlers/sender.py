@@ -31,7 +31,11 @@ again): later errors are logged and noted in ``error``.
 MODIFY and REMOVE records (edits, deletes, TTL expiry) never send. The records
 of a batch run on a bounded thread pool; every failed record is reported by its
 sequence number, so Lambda's checkpoint (the lowest one) is right whatever
-order they finished in.
+order they finished in. Time: sends end ``SAFETY_SECONDS`` before the
+invocation does (time for the outcomes); a record is not started without time
+for one Mail Send attempt, and the handler answers ``ANSWER_MARGIN_SECONDS``
+before the end whatever is still running: records not started or not finished
+by then are reported for a retry.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from handlers import dynamo, env, sendgrid_api
 from handlers.mail import InvalidMail, Mail, parse
@@ -54,6 +59,8 @@ log.setLevel(logging.INFO)
 
 # Seconds kept back from the invocation's remaining time for writing outcomes.
 SAFETY_SECONDS = 5.0
+# Seconds before the invocation's end by which the handler answers, whatever is still running.
+ANSWER_MARGIN_SECONDS = 1.0
 # Deadline when there is no Lambda context (tests, the local stack).
 DEFAULT_SECONDS = 60.0
 
@@ -62,10 +69,23 @@ class Refused(Exception):
     """The hooks left the mail unsendable (a veto, no recipient left)."""
 
 
-def deadline_of(context) -> float:
-    """The ``time.monotonic()`` by which every send of this invocation must be over."""
-    seconds = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_SECONDS
-    return time.monotonic() + max(seconds - SAFETY_SECONDS, seconds / 2)
+@dataclass(frozen=True)
+class Budget:
+    """One invocation's times (``time.monotonic()``): every send over by ``sends_end``, the answer by ``answer_by``."""
+
+    sends_end: float
+    answer_by: float
+
+    @classmethod
+    def of(cls, context) -> "Budget":
+        seconds = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_SECONDS
+        now = time.monotonic()
+        return cls(sends_end=now + max(seconds - SAFETY_SECONDS, seconds / 2),
+                   answer_by=now + max(seconds - ANSWER_MARGIN_SECONDS, seconds * 0.9))
+
+    def may_start(self) -> bool:
+        """Time is left to claim a mail and make one Mail Send attempt."""
+        return time.monotonic() + sendgrid_api.MIN_ATTEMPT_SECONDS <= self.sends_end
 
 
 def read(item: MailItem) -> Mail:
@@ -132,7 +152,7 @@ def _attempt(mail: Mail, plugins: Plugins, deadline: float) -> str:
     return sendgrid_api.send(mail.payload(env.SENDGRID_EVENTS_STACK.get()), deadline)
 
 
-def process(item: MailItem, plugins: Plugins, deadline: float) -> str:
+def process(item: MailItem, plugins: Plugins, budget: Budget) -> str:
     """Send one inserted item at most once; returns its final status (or raises ``Retry`` / ``Done``)."""
     if "status" in item.image:
         raise Done("inserted with a status: left alone")
@@ -143,7 +163,7 @@ def process(item: MailItem, plugins: Plugins, deadline: float) -> str:
         return "rejected"
     item.claim()
     try:
-        message_id = _attempt(mail, plugins, deadline)
+        message_id = _attempt(mail, plugins, budget.sends_end)
     except (Refused, sendgrid_api.Rejected) as exc:
         item.settle({"status": "rejected", "error": str(exc), "suppressed": dict(mail.dropped) or None})
         return "rejected"
@@ -159,7 +179,7 @@ def _item_id(record: dict) -> str | None:
     return (record.get("dynamodb", {}).get("Keys", {}).get(MAIL_SENDER.hash_key) or {}).get("S")
 
 
-def _one(record: dict, plugins: Plugins, deadline: float) -> bool:
+def _one(record: dict, plugins: Plugins, budget: Budget) -> bool:
     """Handle one record; False when it must be reported to Lambda for a retry."""
     if record.get("eventName") != "INSERT":
         return True
@@ -167,9 +187,11 @@ def _one(record: dict, plugins: Plugins, deadline: float) -> bool:
     item_id = _item_id(record)
     line = {"message": "mail", "id": item_id, "sequenceNumber": keys.get("SequenceNumber")}
     try:
+        if not budget.may_start():
+            raise Retry("not attempted: too little time left in this invocation")
         if "NewImage" not in keys:
             raise Retry("INSERT record without NewImage: the stream must be NEW_IMAGE")
-        line["status"] = process(MailItem(item_id, keys["NewImage"]), plugins, deadline)
+        line["status"] = process(MailItem(item_id, keys["NewImage"]), plugins, budget)
     except Done as exc:
         line.update(status="skipped", reason=str(exc))
     except Retry as exc:
@@ -184,14 +206,23 @@ def _one(record: dict, plugins: Plugins, deadline: float) -> bool:
 
 
 def handle(records: list[dict], plugins: Plugins, context=None) -> dict:
-    """Send the INSERTs among ``records``; a partial batch response for Lambda."""
-    deadline = deadline_of(context)
+    """Send the INSERTs among ``records``; a partial batch response for Lambda, given in time."""
+    budget = Budget.of(context)
     if not records:
         return {"batchItemFailures": []}
-    with ThreadPoolExecutor(max_workers=min(sendgrid_api.CONCURRENCY, len(records))) as pool:
-        done = list(pool.map(lambda r: _one(r, plugins, deadline), records))
+    pool = ThreadPoolExecutor(max_workers=min(sendgrid_api.CONCURRENCY, len(records)), thread_name_prefix="sender")
+    try:
+        futures = [pool.submit(_one, r, plugins, budget) for r in records]
+        finished, _ = wait(futures, timeout=max(0.0, budget.answer_by - time.monotonic()))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    late = [_item_id(r) for r, f in zip(records, futures) if f not in finished]
+    if late:
+        log.error(json.dumps({"message": "records unfinished when the invocation had to answer: reported for "
+                                         "a retry", "count": len(late), "ids": late}))
     return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
-                                  for r, ok in zip(records, done) if not ok]}
+                                  for r, f in zip(records, futures)
+                                  if not (f in finished and f.exception() is None and f.result())]}
 
 
 def lambda_handler(event, context):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from botocore.exceptions import ClientError
@@ -27,6 +28,13 @@ def items() -> dict:
 
 def alice(item_id="m1", **extra):
     return {**seed_item(item_id, [("alice@example.com", "Alice")]), **extra}
+
+
+def join_sender_threads(timeout: float = 10.0) -> None:
+    """Wait for the sender's worker threads the handler left running when it answered."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("sender"):
+            thread.join(timeout)
 
 
 class FailingWrites:

@@ -1,11 +1,16 @@
-"""Failures injected at each step after the claim: never an item left ``sending`` when an outcome can be written."""
+"""Failures injected at each step after the claim, and a clock running out: never an item left ``sending``
+when an outcome can be written, never an answer after the invocation's end.
+"""
+
+import threading
+import time
 
 import pytest
 
 from handlers import sender, sendgrid_api
 from handlers.hookspecs import hookimpl
 from handlers.mail import Mail
-from tests.sender_support import FailingWrites, alice, items
+from tests.sender_support import Context, FailingWrites, alice, items, join_sender_threads
 from tests.support import inserted
 
 
@@ -120,3 +125,56 @@ def test_a_claim_or_rejection_dynamodb_refuses_leaves_the_item_untouched_for_the
 
     assert sender.handle(records, plugins) == reported(records)
     assert items()["m1"]["status"] == ("sent" if status == "sending" else "rejected")
+
+
+# --- the time budget ------------------------------------------------------------------------------------
+
+def test_records_without_time_for_one_attempt_are_reported_and_not_claimed(stack, sendgrid):
+    plugins = stack()
+    records = inserted(alice("m1"), alice("m2"), alice("m3"))
+    assert sender.handle(records, plugins, Context(1.5)) == reported(records, 0, 1, 2)
+    assert sendgrid.requests == 0 and all("status" not in i for i in items().values())
+
+
+class Slow:
+    """A sender plugin that holds the mail with subject 'slow' until released (or ``seconds`` pass)."""
+
+    def __init__(self, seconds: float | None = None):
+        self.seconds = seconds
+        self.release = threading.Event()
+
+    @hookimpl
+    def before_send(self, mail):
+        if mail.subject == "slow":
+            self.release.wait(self.seconds)
+
+
+def test_a_record_queued_behind_a_slow_one_is_not_started_late(stack, sendgrid, monkeypatch):
+    monkeypatch.setattr(sendgrid_api, "CONCURRENCY", 1)  # one worker: m2 waits for m1
+    plugins = stack()
+    plugins.pm.register(Slow(seconds=1.0))
+    records = inserted(alice("m1", subject="slow"), alice("m2"))
+    # 3.5 s: sends end at 1.75 s; m2 could start at 1.0 s, with less than one attempt's 1 s left
+    assert sender.handle(records, plugins, Context(3.5)) == reported(records, 1)
+    stored = items()
+    assert stored["m1"]["status"] == "sent" and "status" not in stored["m2"]
+
+
+def test_the_answer_comes_before_the_invocation_ends_whatever_is_still_running(stack, sendgrid, caplog):
+    plugins = stack()
+    slow = Slow()
+    plugins.pm.register(slow)
+    records = inserted(alice("m1"), alice("m2", subject="slow"), alice("m3"))
+    context = Context(2.5)
+    try:
+        assert sender.handle(records, plugins, context) == reported(records, 1)
+        assert context.get_remaining_time_in_millis() > 0
+        assert "records unfinished when the invocation had to answer" in caplog.text and '"ids": ["m2"]' in caplog.text
+    finally:
+        slow.release.set()
+        join_sender_threads()
+    stored = items()
+    assert (stored["m1"]["status"], stored["m3"]["status"]) == ("sent", "sent")
+    # The thread left running ends its item when it wakes up: past the deadline, 'failed', not 'sending'.
+    assert stored["m2"]["status"] == "failed" and "no time left" in stored["m2"]["error"]
+    assert len(sendgrid.accepted) == 2
