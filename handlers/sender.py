@@ -44,14 +44,15 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from handlers import dynamo, env, sendgrid_api
 from handlers.mail import InvalidMail, Mail, parse
 from handlers.manager import Plugins, enabled_plugins
-from handlers.redact import describe
-from handlers.sender_item import Done, MailItem, Retry, now_iso
+from handlers.redact import describe, safe, where
+from handlers.sender_item import Done, MailItem, Retry, TooLarge, now_iso
 from handlers.tables import MAIL_SENDER, SENT_LOG
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,8 @@ def _sent_log_note(mail: Mail, message_id: str, sent_at: str) -> str | None:
     try:
         record_sent(mail, message_id, sent_at)
     except Exception as exc:
-        log.exception("sent-log write failed for item %s (messageId %s)", mail.id, message_id)
+        log.error(json.dumps({"message": "sent-log write failed", "id": mail.id, "messageId": message_id,
+                              "error": describe(exc), "where": where(exc)}))
         return f"sent, but the sent-log write failed: {type(exc).__name__}"
     return None
 
@@ -139,8 +141,9 @@ def _accepted(item: MailItem, mail: Mail, message_id: str, plugins: Plugins) -> 
     finally:
         try:
             plugins.hook.after_send(mail=mail, message_id=message_id)
-        except Exception:
-            log.exception("an after_send hook failed for item %s", mail.id)
+        except Exception as exc:
+            log.error(json.dumps({"message": "an after_send hook failed", "id": mail.id,
+                                  "error": describe(exc), "where": where(exc)}))
 
 
 def _attempt(mail: Mail, plugins: Plugins, deadline: float) -> str:
@@ -152,27 +155,34 @@ def _attempt(mail: Mail, plugins: Plugins, deadline: float) -> str:
     return sendgrid_api.send(mail.payload(env.SENDGRID_EVENTS_STACK.get()), deadline)
 
 
-def process(item: MailItem, plugins: Plugins, budget: Budget) -> str:
-    """Send one inserted item at most once; returns its final status (or raises ``Retry`` / ``Done``)."""
+def _suppressed(mail: Mail) -> dict:
+    """Log fields for the dropped recipients: how many, and why (never who)."""
+    if not mail.dropped:
+        return {}
+    return {"suppressed": len(mail.dropped), "suppressedReasons": Counter(safe(r) for r in mail.dropped.values())}
+
+
+def process(item: MailItem, plugins: Plugins, budget: Budget) -> dict:
+    """Send one inserted item at most once; its log fields (``status``...), or ``Retry`` / ``Done``."""
     if "status" in item.image:
         raise Done("inserted with a status: left alone")
     try:
         mail = read(item)
     except InvalidMail as exc:
         item.reject(str(exc))
-        return "rejected"
+        return {"status": "rejected", "reason": "too large" if isinstance(exc, TooLarge) else "invalid"}
     item.claim()
     try:
         message_id = _attempt(mail, plugins, budget.sends_end)
     except (Refused, sendgrid_api.Rejected) as exc:
         item.settle({"status": "rejected", "error": str(exc), "suppressed": dict(mail.dropped) or None})
-        return "rejected"
+        return {"status": "rejected", **_suppressed(mail)}
     except Exception as exc:  # not sent: SendGrid unavailable, a hook failed, anything unexpected
         error = str(exc) if isinstance(exc, sendgrid_api.Failed) else describe(exc)
         item.settle({"status": "failed", "error": error, "suppressed": dict(mail.dropped) or None})
         raise Retry(error) from exc
     _accepted(item, mail, message_id, plugins)
-    return "sent"
+    return {"status": "sent", **_suppressed(mail)}
 
 
 def _item_id(record: dict) -> str | None:
@@ -191,15 +201,16 @@ def _one(record: dict, plugins: Plugins, budget: Budget) -> bool:
             raise Retry("not attempted: too little time left in this invocation")
         if "NewImage" not in keys:
             raise Retry("INSERT record without NewImage: the stream must be NEW_IMAGE")
-        line["status"] = process(MailItem(item_id, keys["NewImage"]), plugins, budget)
+        line.update(process(MailItem(item_id, keys["NewImage"]), plugins, budget))
     except Done as exc:
         line.update(status="skipped", reason=str(exc))
     except Retry as exc:
-        line.update(status="retry", error=str(exc))
+        line.update(status="retry", error=safe(str(exc)))
         log.error(json.dumps(line))
         return False
     except Exception as exc:
-        log.exception("item %s: %s", item_id, exc)
+        line.update(status="error", error=describe(exc), where=where(exc))
+        log.error(json.dumps(line))
         return False
     log.info(json.dumps(line))
     return True

@@ -129,7 +129,7 @@ class MailItem:
             self._write(values)
         except dynamo.client().exceptions.ConditionalCheckFailedException:
             log.warning(json.dumps({"message": "item deleted before its outcome was written",
-                                    "id": self.id, "outcome": values}))
+                                    "id": self.id, "outcome": values["status"]}))
 
     def _fitted(self, values: dict) -> dict:
         """``values`` as they fit on the claimed item: without ``suppressed``, or at worst without all but

@@ -5,6 +5,10 @@ binaries, items at the 400 KB limit, items inserted with a status.
 """
 
 import json
+import logging
+import os
+
+import boto3
 
 import pytest
 
@@ -132,7 +136,8 @@ def test_an_item_at_the_limit_gets_the_outcome_that_fits(stack, sendgrid, moto_l
 
 
 class Hostile:
-    """A sender plugin: drops bob (with a ``reason``), fails naming carol on the subject 'boom'."""
+    """A sender plugin: drops bob (with a ``reason``), fails naming carol on the subject 'boom', deletes
+    the item on 'delete', and its follow-up fails naming the first recipient."""
 
     def __init__(self, reason="bounced"):
         self.reason = reason
@@ -144,6 +149,12 @@ class Hostile:
         for address in mail.recipients:
             if address.email == "bob@example.com":
                 mail.drop(address.email, self.reason)
+        if mail.subject == "delete":
+            boto3.client("dynamodb").delete_item(TableName=os.environ["TABLE_MAIL_SENDER"], Key={"id": {"S": mail.id}})
+
+    @hookimpl
+    def after_send(self, mail, message_id):
+        raise ValueError(f"no follow-up for {mail.to[0].email}")
 
 
 def test_a_suppressed_list_without_room_is_left_out_and_said_so(stack, sendgrid, moto_limit):
@@ -154,3 +165,25 @@ def test_a_suppressed_list_without_room_is_left_out_and_said_so(stack, sendgrid,
     [accepted] = sendgrid.accepted
     assert (stored["status"], stored["messageId"]) == ("sent", accepted.message_id) and "suppressed" not in stored
     assert stored["error"] == "not written, no room on the item: suppressed"
+
+
+def test_nothing_the_sender_logs_names_an_address(stack, sendgrid, caplog):
+    caplog.set_level(logging.DEBUG, logger="handlers")
+    plugins = stack()
+    plugins.pm.register(Hostile())
+    sender.handle(inserted(alice("dropped", cc=[{"email": "bob@example.com"}])), plugins)
+    sender.handle(inserted(alice("failed", subject="boom")), plugins)
+    sender.handle(inserted(alice("deleted", subject="delete", cc=[{"email": "bob@example.com"}])), plugins)
+    sender.handle(inserted(alice("invalid", bcc=[{"email": "ALICE@example.com"}])), plugins)
+    sendgrid.script.append(Scripted(400, body={"errors": [{"message": "dave@example.com is blocked"}]}))
+    sender.handle(inserted(alice("refused")), plugins)
+
+    stored = items()
+    assert stored["dropped"]["suppressed"] == {"bob@example.com": "bounced"}  # the item says who; logs do not
+    assert '"suppressed": 1, "suppressedReasons": {"bounced": 1}' in caplog.text
+    assert stored["failed"]["error"] == "KeyError: '<address>'"
+    assert stored["refused"]["error"] == "SendGrid 400: <address> is blocked"
+    assert [i["status"] for i in stored.values()].count("rejected") == 2
+    assert "deleted" not in stored and "item deleted before its outcome was written" in caplog.text
+    assert "an after_send hook failed" in caplog.text and "no follow-up for <address>" in caplog.text
+    assert "@example.com" not in caplog.text
