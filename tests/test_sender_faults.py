@@ -3,10 +3,10 @@ when an outcome can be written, never an answer after the invocation's end.
 """
 
 import threading
-import time
 
 import pytest
 
+from devstack.sendgrid import Scripted
 from handlers import sender, sendgrid_api
 from handlers.hookspecs import hookimpl
 from handlers.mail import Mail
@@ -58,8 +58,6 @@ def test_an_unexpected_error_after_the_claim_ends_failed_and_the_retry_sends(sta
 
 @pytest.mark.parametrize("status, script", [("failed", 500), ("rejected", 400), ("sent", 202)])
 def test_an_outcome_refused_once_is_written_again_as_its_bare_status(stack, sendgrid, monkeypatch, status, script):
-    from devstack.sendgrid import Scripted
-
     monkeypatch.setattr(sendgrid_api, "ATTEMPTS", 1)
     plugins = stack()
     writes = FailingWrites()
