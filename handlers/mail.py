@@ -12,11 +12,16 @@ seed wrote them, or native DynamoDB maps / lists. Other attributes are ignored.
 Everything SendGrid would refuse for the item's own sake is refused here, with
 an ``InvalidMail`` message that names the attribute, so the item is marked
 ``rejected`` without a round trip and the user can see which field is wrong.
+A message never quotes a value that may hold an address. Structured values
+must be plain JSON: a set, a binary, a non-finite number, a string that is not
+Unicode or nesting deeper than ``MAX_DEPTH`` is refused (naming the place);
+``parse`` raises nothing but ``InvalidMail``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 # SendGrid's limits (Mail Send API reference).
@@ -24,6 +29,8 @@ MAX_RECIPIENTS = 1000          # to + cc + bcc of one personalization
 MAX_CATEGORIES = 10
 MAX_CATEGORY_LENGTH = 255
 MAX_CUSTOM_ARGS_BYTES = 10_000
+# Nesting a structured value may have: what DynamoDB allows a native map or list.
+MAX_DEPTH = 32
 # custom_args the sender adds itself, for correlating webhook events.
 CORRELATION_ARGS = ("mailId", "stack")
 
@@ -70,7 +77,7 @@ class Mail:
 
     def drop(self, address: str, reason: str) -> None:
         """Remove a recipient from to, cc and bcc (``before_send`` hooks); ``reason`` goes on the item."""
-        self.dropped[address.lower()] = reason
+        self.dropped[str(address).lower()] = str(reason)
 
     def veto(self, reason: str) -> None:
         """Stop the whole mail (``before_send`` hooks); ``reason`` goes on the item."""
@@ -117,13 +124,54 @@ class Mail:
 
 
 def _decoded(item: dict, name: str):
+    """A structured attribute (a JSON string or a native value), checked to be plain JSON."""
     value = item.get(name)
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            value = json.loads(value)
+        except RecursionError:
+            raise InvalidMail(f"'{name}' is nested deeper than {MAX_DEPTH} levels") from None
         except ValueError:
             raise InvalidMail(f"'{name}' is not valid JSON") from None
+    _check_plain(value, name)
     return value
+
+
+# What a structured value may hold besides maps and lists; anything else is named in the refusal.
+_KINDS = {set: "a set", frozenset: "a set", bytes: "a binary value", bytearray: "a binary value",
+          "Binary": "a binary value"}
+
+
+def _check_plain(value, name: str) -> None:
+    """``InvalidMail`` unless ``value`` is JSON SendGrid takes: maps (string keys), lists, strings,
+    finite numbers, booleans, null; maps and lists at most ``MAX_DEPTH`` deep. Iterative: any
+    depth is safe."""
+    pending = [(value, name, 1)]
+    while pending:
+        node, where, depth = pending.pop()
+        if depth > MAX_DEPTH and isinstance(node, (dict, list)):
+            raise InvalidMail(f"'{name}' is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            if not all(isinstance(key, str) for key in node):
+                raise InvalidMail(f"'{where}' has a key that is not a string")
+            pending += [(v, f"{where}.{k}", depth + 1) for k, v in node.items()]
+        elif isinstance(node, list):
+            pending += [(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
+        elif isinstance(node, str):
+            _check_unicode(node, where)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise InvalidMail(f"'{where}' is not a finite number")
+        elif node is not None and not isinstance(node, (bool, int, float)):
+            kind = _KINDS.get(type(node)) or _KINDS.get(type(node).__name__) or type(node).__name__
+            raise InvalidMail(f"'{where}' is {kind}: only strings, numbers, booleans, null, lists "
+                              "and maps can be sent")
+
+
+def _check_unicode(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidMail(f"'{where}' is not valid Unicode (a lone surrogate)") from None
 
 
 def _address(value, where: str) -> Address:
@@ -154,6 +202,7 @@ def _text(item: dict, name: str, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise InvalidMail(f"'{name}' is missing or not a non-empty string")
+    _check_unicode(value, name)
     return value
 
 
@@ -163,7 +212,7 @@ def _check_unique(lists: dict[str, list[Address]]) -> None:
     for name, addresses in lists.items():
         for i, address in enumerate(addresses):
             if address.email.lower() in seen:
-                raise InvalidMail(f"'{name}[{i}].email' repeats {address.email}: "
+                raise InvalidMail(f"'{name}[{i}].email' repeats an earlier address: "
                                   "an address may appear once across to, cc and bcc")
             seen.add(address.email.lower())
     total = sum(len(a) for a in lists.values())
@@ -219,7 +268,7 @@ def parse(item: dict) -> Mail:
     if not template_id and not (content or html):
         raise InvalidMail("'content' (or 'html') is missing: a mail without 'templateId' needs a body")
     return Mail(
-        id=str(item["id"]),
+        id=_text(item, "id", required=True),
         sender=sender,
         to=lists["to"],
         cc=lists["cc"],

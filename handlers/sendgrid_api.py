@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 
 import urllib3
 
-from handlers import api_key, env, retry
+from handlers import api_key, env, redact, retry
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,6 @@ def send(payload: dict, deadline: float) -> str:
             raise Failed(f"{problem} (gave up after {attempt} attempts)")
         if time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
             raise Failed(f"{problem} (gave up after {attempt} attempts: no time left for another)")
-        log.warning(json.dumps({"message": "SendGrid call failed, retrying", "problem": problem,
+        log.warning(json.dumps({"message": "SendGrid call failed, retrying", "problem": redact.safe(problem),
                                 "attempt": attempt, "waitSeconds": round(delay, 3)}))
         time.sleep(delay)

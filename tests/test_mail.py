@@ -5,7 +5,7 @@ import json
 import pytest
 
 from devstack.sendgrid import problems
-from handlers.mail import MAX_RECIPIENTS, InvalidMail, parse
+from handlers.mail import MAX_DEPTH, MAX_RECIPIENTS, InvalidMail, parse
 from tests.support import seed_item
 
 
@@ -109,6 +109,16 @@ def test_drops_apply_to_to_cc_and_bcc_and_a_veto_or_an_empty_to_refuses():
     ({"customArgs": {"mailId": "forged"}}, "'customArgs.mailId' is reserved"),
     ({"customArgs": {"n": 1}}, "'customArgs.n' must be a string"),
     ({"customArgs": {"big": "x" * 10_001}}, "'customArgs' is larger"),
+    ({"id": 7}, "'id' is missing or not a non-empty string"),
+    ({"subject": 5}, "'subject' is missing or not a non-empty string"),
+    ({"to": {"alice@example.com"}}, "'to' is a set"),
+    ({"from": b"sender@example.com"}, "'from' is a binary value"),
+    ({"replyTo": 3}, "'replyTo' must be an object"),
+    ({"templateId": "d-1", "templateData": {"tags": {"a", "b"}}}, "'templateData.tags' is a set"),
+    ({"templateId": "d-1", "templateData": {"logo": b"\x89PNG"}}, "'templateData.logo' is a binary value"),
+    ({"templateId": "d-1", "templateData": '{"n": NaN}'}, "'templateData.n' is not a finite number"),
+    ({"templateId": "d-1", "templateData": '{"s": "\\ud800"}'}, "'templateData.s' is not valid Unicode"),
+    ({"templateId": "d-1", "templateData": {"list": [1, {"deep": [{1, 2}]}]}}, "'templateData.list[1].deep[0]' is a set"),
 ])
 def test_malformed_item_is_refused_naming_the_field(changes, field):
     with pytest.raises(InvalidMail) as refused:
@@ -121,3 +131,38 @@ def test_more_recipients_than_sendgrid_takes_is_refused():
     with pytest.raises(InvalidMail, match="1002 recipients; SendGrid takes at most 1000"):
         parse(rich_item(to=many))
     parse(rich_item(to=many[:MAX_RECIPIENTS - 2]))  # exactly 1000 with cc and bcc
+
+
+
+def deep(depth: int, as_json: bool):
+    """``depth`` lists, one inside the other, around a string (as JSON text, or native)."""
+    if as_json:
+        return "[" * depth + '"x"' + "]" * depth
+    value = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "native"])
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 20_000])
+def test_nesting_deeper_than_dynamodb_allows_is_refused_whatever_the_depth(depth, as_json):
+    """20,000 levels of JSON raised RecursionError (the item stayed 'sending'); 33 is refused already."""
+    with pytest.raises(InvalidMail, match=f"'to' is nested deeper than {MAX_DEPTH} levels"):
+        parse(rich_item(to=deep(depth, as_json)))
+    inner = deep(depth - 1, as_json)
+    data = f'{{"k": {inner}}}' if as_json else {"k": inner}
+    with pytest.raises(InvalidMail, match=f"'templateData' is nested deeper than {MAX_DEPTH} levels"):
+        parse(rich_item(templateId="d-1", templateData=data))
+
+
+def test_nesting_up_to_the_limit_is_sent():
+    data = {"k": deep(MAX_DEPTH - 1, as_json=False)}
+    payload = parse(rich_item(templateId="d-1", templateData=data)).payload()
+    assert payload["personalizations"][0]["dynamic_template_data"] == data
+
+
+def test_a_refusal_never_quotes_an_address():
+    with pytest.raises(InvalidMail) as refused:
+        parse(rich_item(bcc=[{"email": "alice@EXAMPLE.com"}]))
+    assert "@" not in str(refused.value) and "'bcc[0].email' repeats" in str(refused.value)

@@ -13,6 +13,7 @@ import pytest
 from devstack.sendgrid import Scripted
 from handlers import sender, sendgrid_api
 from handlers.hookspecs import hookimpl
+from tests.sender_support import alice, items
 from tests.support import inserted, put_item, scan, seed_item, stream_record
 
 
@@ -20,14 +21,6 @@ from tests.support import inserted, put_item, scan, seed_item, stream_record
 def quick_backoff(monkeypatch):
     """Backoff waits of milliseconds: the tests count attempts, not seconds."""
     monkeypatch.setattr(sendgrid_api, "BASE_DELAY", 0.01)
-
-
-def items() -> dict:
-    return {i["id"]: i for i in scan("TABLE_MAIL_SENDER")}
-
-
-def alice(item_id="m1", **extra):
-    return {**seed_item(item_id, [("alice@example.com", "Alice")]), **extra}
 
 
 def test_insert_sends_once_and_writes_the_outcome_on_the_item(stack, sendgrid, monkeypatch):

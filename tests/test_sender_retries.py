@@ -11,17 +11,8 @@ import pytest
 
 from devstack.sendgrid import API_KEY, Scripted
 from handlers import api_key, sender, sendgrid_api
-from tests.support import inserted, scan, seed_item
-
-
-class Context:
-    """What the sender reads of Lambda's context."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.end - time.monotonic()) * 1000)
+from tests.sender_support import Context, alice, items
+from tests.support import inserted
 
 
 @pytest.fixture(autouse=True)
@@ -30,11 +21,7 @@ def quick_backoff(monkeypatch):
 
 
 def item_status(item_id="m1") -> dict:
-    return next(i for i in scan("TABLE_MAIL_SENDER") if i["id"] == item_id)
-
-
-def alice(item_id="m1"):
-    return seed_item(item_id, [("alice@example.com", "Alice")])
+    return items()[item_id]
 
 
 @pytest.mark.parametrize("header", ["Retry-After", "X-RateLimit-Reset"])
@@ -159,3 +146,12 @@ def test_every_retry_loop_waits_with_the_same_full_jitter(monkeypatch):
     dynamo.backoff(10)
     assert sleeps == [dynamo.MAX_DELAY]
     assert sendgrid_api.backoff(1) == 2 * sendgrid_api.BASE_DELAY
+
+
+def test_a_retried_sendgrid_error_is_logged_without_the_addresses_it_quotes(stack, sendgrid, caplog):
+    caplog.set_level(logging.WARNING, logger="handlers")  # also lifts a logging.disable left by another test
+    plugins = stack()
+    sendgrid.script.append(Scripted(503, body={"errors": [{"message": "queue full for alice@example.com"}]}))
+    assert sender.handle(inserted(alice()), plugins) == {"batchItemFailures": []}
+    assert "SendGrid 503: queue full for <address>" in caplog.text
+    assert "alice@example.com" not in caplog.text
