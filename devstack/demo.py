@@ -88,9 +88,11 @@ def scenario(stack: Stack, check: Checks, item: dict, bounced: Iterable[str]) ->
 def run(options: Options | None = None, out: Callable[[str], None] = print) -> bool:
     """Start the stack, run both scenarios, print the tables; True when everything held."""
     check = Checks(out)
-    out("Starting the local stack (moto, SendGrid stand-in, webhook front, stream poller) ...")
+    out("Starting the local stack: the Pulumi program applied to moto (IAM enforced), the SendGrid "
+        "stand-in, the API front, the stream poller ...")
     with Stack(options or Options(state_path=None)) as stack:
-        out(f"  plugins: {', '.join(stack.plugins.names)}; webhook: {stack.state['webhook_url']}\n")
+        out(f"  {len(stack.applier.applied)} resources applied; plugins: {', '.join(stack.plugins.names)}; "
+            f"webhook: {stack.state['webhook_url']}\n")
         out("Scenario 1: a mail to an existing address")
         scenario(stack, check, seed_item("test-0001", [EXISTING], "Test mail 1"), bounced=[])
         out("\nScenario 2: the same plus a non-existent address")
