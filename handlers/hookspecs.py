@@ -102,7 +102,7 @@ def stack_settings(config):
     once per enabled plugin, after the core's keys are checked and before any
     resource is declared. ``config`` is the stack's ``pulumi.Config``
     (namespace ``sendgrid-events``). Read every key with ``infra.config``'s
-    helpers (``integer``, ``boolean``, ``string_list``, ``public_keys``),
+    helpers (``string``, ``integer``, ``boolean``, ``string_list``, ``public_keys``),
     imported inside the function body: a missing or invalid value raises
     ``infra.config.ConfigError`` naming the key, and nothing is made. The
     return value (any object; None is fine) is what the plugin's
