@@ -20,7 +20,10 @@ the one case where a sink may see an event twice (the owner may have written
 it just before it died), chosen over losing the event.
 
 When DynamoDB fails, the exception propagates (the webhook answers 5xx);
-what was marked stays marked, so the retry does only what is left.
+what was marked stays marked, so the retry does only what is left. A
+non-idempotent sink's write gets the time budget minus
+``SETTLE_RESERVE_SECONDS``, so its claims can still be settled when it runs
+out of time.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
-from handlers import dynamo
+from handlers import aws, dynamo, retry
 from handlers.manager import Sink
 from handlers.tables import PROCESSED_EVENTS
 
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 REMEMBER_SECONDS = 7 * 86400
 LEASE_SECONDS = 900
 SETTLE_ATTEMPTS = 5
+SETTLE_RESERVE_SECONDS = aws.ATTEMPT_SECONDS + 1  # kept back from a non-idempotent sink to settle its claims
 
 DONE, CLAIMED, RELEASED = "done", "claimed", "released"
 CLAIMABLE = ("attribute_not_exists(#id) OR #state = :released "
@@ -145,7 +149,8 @@ def _deliver_once(sink: Sink, records: list[dict], table: str) -> set[str]:
     if not ours:
         return busy
     try:
-        sink.write(ours)
+        with retry.budget(retry.remaining() - SETTLE_RESERVE_SECONDS):
+            sink.write(ours)
     except PartiallyWritten as exc:
         written = [r for r in ours if r["eventId"] in exc.written]
         _settle(table, sink, written, DONE, clock)
@@ -159,7 +164,7 @@ def _deliver_once(sink: Sink, records: list[dict], table: str) -> set[str]:
 
 
 def _settle(table: str, sink: Sink, records: list[dict], state: str, clock: float) -> None:
-    """Record the outcome of ``sink``'s write on its claims, trying hard.
+    """Record the outcome of ``sink``'s write on its claims, trying hard (inside the time budget).
 
     This write decides whether a retry hands the sink these records again, so
     it gets more attempts than any other: if it is lost after a successful
@@ -175,8 +180,18 @@ def _settle(table: str, sink: Sink, records: list[dict], state: str, clock: floa
             dynamo.batch_put(table, items, (PROCESSED_EVENTS.hash_key,))
             return
         except Exception as exc:
-            if attempt == SETTLE_ATTEMPTS - 1:
-                log.error(json.dumps({"message": "claims not settled", "sink": sink.name, "state": state,
-                                      "count": len(items), "error": type(exc).__name__}))
-                raise
-            dynamo.backoff(attempt)
+            error = exc
+        if attempt == SETTLE_ATTEMPTS - 1 or not _waited(attempt):
+            break
+    log.error(json.dumps({"message": "claims not settled", "sink": sink.name, "state": state,
+                          "count": len(items), "error": type(error).__name__}))
+    raise error
+
+
+def _waited(attempt: int) -> bool:
+    """Back off before another attempt; False when the time budget has no room for one."""
+    try:
+        dynamo.backoff(attempt)
+        return True
+    except retry.OutOfTime:
+        return False

@@ -5,20 +5,20 @@ either may hand back part of the work as ``UnprocessedKeys`` /
 ``UnprocessedItems``. These helpers chunk, retry what came back with
 exponential backoff and jitter, and raise ``IncompleteBatch`` when work is
 still left after the last attempt, so a caller never mistakes a partial
-result for a whole one. Items are plain Python values (serialized here).
+result for a whole one. Every wait is inside the caller's time budget
+(``handlers.retry``): out of time, ``OutOfTime`` is raised instead. Items are
+plain Python values (serialized here).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from decimal import Decimal
 from typing import Iterable
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from handlers import retry
+from handlers import aws, retry
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
@@ -37,13 +37,11 @@ class IncompleteBatch(RuntimeError):
 
 @functools.cache
 def client():
-    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL).
+    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL; ``handlers.aws`` settings).
 
     Its connection pool is as large as the sender's thread pool, which shares it.
     """
-    from botocore.config import Config
-
-    return boto3.client("dynamodb", config=Config(max_pool_connections=MAX_POOL_CONNECTIONS))
+    return aws.client("dynamodb", max_pool_connections=MAX_POOL_CONNECTIONS)
 
 
 def serialize(item: dict) -> dict:
@@ -82,8 +80,9 @@ def _chunks(seq: list, size: int):
 
 
 def backoff(attempt: int) -> None:
-    """Sleep before retry number ``attempt``: exponential, capped, with full jitter."""
-    time.sleep(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY))
+    """Sleep before retry number ``attempt``: exponential, capped, with full jitter; ``OutOfTime``
+    instead when the budget leaves no room for the wait and one more call."""
+    retry.pause(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY), then=aws.ATTEMPT_SECONDS)
 
 
 def _until_processed(call, request: dict, leftover: str, what: str):

@@ -10,9 +10,13 @@ re-posts on anything but 2xx, for 24 hours):
   rejects (``rejects`` table, raw JSON and reason), duplicates skipped.
 - 403: not signed by a configured key. 400 / 413: not a batch of events.
   Nothing is written for either, whatever the body holds.
-- 503: storing failed (DynamoDB, a sink) or another delivery is handling the
-  same events: SendGrid's retry finishes the work, without repeating what
-  this attempt did.
+- 503: storing failed (DynamoDB, a sink, or the time budget ran out) or
+  another delivery is handling the same events: SendGrid's retry finishes the
+  work, without repeating what this attempt did.
+
+Every answer comes within ``ANSWER_SECONDS`` (API Gateway gives up at 29 s):
+the handler runs inside a time budget (``handlers.retry.budget``) that every
+retry loop and AWS call below it respects.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import time
 from typing import Callable
 
-from handlers import delivery, dynamo, signature
+from handlers import aws, delivery, dynamo, retry, signature
 from handlers.manager import Plugins, enabled_plugins
 from handlers.reconcile import reconcile, reject
 from handlers.tables import REJECTS, SENT_LOG
@@ -37,6 +41,8 @@ MAX_BODY_BYTES = 1024 * 1024  # SendGrid posts at most 768 KB
 MAX_EVENT_BYTES = 64 * 1024  # a SendGrid event is a few hundred bytes; a record must fit in a 400 KB item
 MAX_EVENT_DEPTH = 24  # DynamoDB stores maps and lists nested 32 deep; records add a level or two
 MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut, ``rawLength`` says how much)
+ANSWER_SECONDS = 20.0  # every answer, 503 included, within this (API Gateway waits 29 s)
+MARGIN_SECONDS = 1.0  # of it, kept for building the answer; and kept from Lambda's own remaining time
 
 
 class BadRequest(ValueError):
@@ -192,15 +198,25 @@ def _refused(status: int, error: str, **extra) -> dict:
 
 
 def lambda_handler(event, context):
-    return handle(event)
+    return handle(event, context=context)
 
 
-def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins) -> dict:
+def budget_seconds(context) -> float:
+    """The seconds this invocation may work: ``ANSWER_SECONDS`` less the margin, or less if Lambda has less."""
+    seconds = ANSWER_SECONDS - MARGIN_SECONDS
+    if context is not None:
+        seconds = min(seconds, context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS)
+    return seconds
+
+
+def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, context=None) -> dict:
+
     """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
     try:
         body = raw_body(event)
         signature.verify(body, event.get("headers"), signature.settings(), time.time())
-        counts = receive(body, plugins())
+        with retry.budget(budget_seconds(context)):
+            counts = receive(body, plugins())
     except signature.Forbidden as exc:
         return _refused(403, str(exc))
     except BadRequest as exc:
@@ -209,8 +225,8 @@ def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins) -> dic
         return _refused(503, f"webhook is misconfigured: {exc}")
     except delivery.Busy as exc:
         return _refused(503, str(exc))
-    except Exception as exc:  # DynamoDB, a sink: not stored, SendGrid will post the batch again
+    except Exception as exc:  # DynamoDB, a sink, the time budget: not stored, SendGrid posts the batch again
         log.error(json.dumps({"message": "webhook batch not stored", "status": 503,
-                              "error": type(exc).__name__, "detail": str(exc)[:300]}))
+                              "error": type(exc).__name__, "code": aws.error_code(exc)}))
         return response(503, {"error": "the batch could not be stored; it will be accepted on retry"})
     return response(200, counts)

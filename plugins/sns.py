@@ -5,7 +5,7 @@ about. Each notification has a readable subject (``SendGrid bounce:
 nobody@example.com - Invalid Address``), the record as a JSON body and message
 attributes for subscription filter policies: ``event``, ``type`` and
 ``bounceClassification`` (when the event has them). Published with
-PublishBatch, ten per call, failed entries retried.
+PublishBatch, ten per call, failed entries retried inside the time budget.
 
 A notification cannot be taken back, so the sink registers with
 ``idempotent=False``: the core hands it each event once (webhook dedup).
@@ -20,15 +20,12 @@ import json
 import logging
 import os
 import re
-import time
 from datetime import datetime, timezone
 
-import boto3
-
+from handlers import aws, retry
 from handlers.delivery import PartiallyWritten
 from handlers.env import Var
 from handlers.hookspecs import hookimpl
-from handlers.retry import full_jitter
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +51,7 @@ class NotPublished(RuntimeError):
 
 @functools.cache
 def client():
-    return boto3.client("sns")
+    return aws.client("sns")
 
 
 def notified_events() -> frozenset[str]:
@@ -102,9 +99,9 @@ def publish(topic_arn: str, entries: list[dict]) -> None:
             raise NotPublished(f"SNS refused notifications: {refused}", published)
         if not failed:
             return
-        retry = {f["Id"] for f in failed}
-        entries = [e for e in entries if e["Id"] in retry]
-        time.sleep(full_jitter(attempt, BASE_DELAY, MAX_DELAY))
+        again = {f["Id"] for f in failed}
+        entries = [e for e in entries if e["Id"] in again]
+        retry.pause(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY), then=aws.ATTEMPT_SECONDS)
     raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts", published)
 
 

@@ -9,30 +9,7 @@ from handlers import webhook
 from plugins import sns
 from tests.plugin_infra import KMS_KEY_ARN, run_infrastructure
 from tests.support import sample
-from tests.webhook_support import Recorder, endpoint  # noqa: F401 (endpoint is a fixture)
-
-
-@pytest.fixture
-def notifications(aws, monkeypatch):
-    """A moto topic (SNS_TOPIC_ARN) with an SQS subscription; returns a reader of what was published."""
-    sns.client.cache_clear()
-    topic_arn = boto3.client("sns").create_topic(Name="notify")["TopicArn"]
-    sqs = boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName="notify-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    monkeypatch.setenv("SNS_TOPIC_ARN", topic_arn)
-
-    def read() -> list[dict]:
-        messages = []
-        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-            for m in batch:
-                messages.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-        return messages
-
-    yield read
-    sns.client.cache_clear()
+from tests.webhook_support import Recorder, endpoint, notifications  # noqa: F401 (fixtures)
 
 
 def post(plugins, events):
