@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 import pluggy
 
 from handlers import hookspecs
-from handlers.tables import CORE_TABLES, Table, combine
+from handlers.tables import CORE_TABLES, Table, combine, declare
 
 # Built-in plugins: name -> module path. Adding one is adding a line here.
 BUILTIN_PLUGINS = {
@@ -159,6 +159,7 @@ def _collect(plugins: Plugins) -> Plugins:
         plugins.tables = combine(declared)
     except ValueError as exc:
         raise PluginError(str(exc)) from None
+    declare(plugins.tables.values())  # writes are checked against every index any plugin declared
     return plugins
 
 

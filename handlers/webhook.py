@@ -10,9 +10,11 @@ re-posts on anything but 2xx, for 24 hours):
   rejects (``rejects`` table, raw JSON and reason), duplicates skipped.
 - 403: not signed by a configured key. 400 / 413: not a batch of events.
   Nothing is written for either, whatever the body holds.
-- 503: storing failed (DynamoDB, a sink, or the time budget ran out) or
-  another delivery is handling the same events: SendGrid's retry finishes the
-  work, without repeating what this attempt did.
+- 503: storing failed for a transient reason (DynamoDB, a sink: throttling,
+  timeouts, errors, or the time budget ran out) or another delivery is
+  handling the same events: SendGrid's retry finishes the work, without
+  repeating what this attempt did. An event a sink can never store is a
+  reject, not a 503 (``handlers.delivery.Rejected``).
 
 Every answer comes within ``ANSWER_SECONDS`` (API Gateway gives up at 29 s):
 the handler runs inside a time budget (``handlers.retry.budget``) that every
@@ -146,7 +148,14 @@ def reject_row(rejected: dict) -> dict:
         "reason": rejected["reason"][:1000],
         "raw": raw[:MAX_REJECT_CHARS],
         "rawLength": len(raw),
+        "sink": rejected.get("sink"),
+        "detail": (rejected.get("detail") or "")[:1000] or None,
     }
+
+
+def keep_rejects(rejects: list[dict]) -> None:
+    if rejects:
+        dynamo.batch_put(REJECTS, [reject_row(r) for r in rejects])
 
 
 def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
@@ -173,18 +182,18 @@ def receive(body: bytes, plugins: Plugins) -> dict:
             storable.append(event)
     outcome = reconcile(storable, plugins.event_types, lookup_sent_log, lookup_sent_log_by_mail_id)
     rejects += outcome.rejects
-    if rejects:
-        dynamo.batch_put(os.environ[REJECTS.env_var], [reject_row(r) for r in rejects], (REJECTS.hash_key,))
-    report = delivery.deliver(outcome.records, plugins.sinks)
-    ignored = sum(outcome.ignored.values())
+    keep_rejects(rejects)
+    report = delivery.deliver(outcome.records, plugins.sinks, keep_rejects)
+    accepted = [r for r in report.fresh if r["eventId"] not in report.refused]
     counts = {
         "received": len(events),
-        "accepted": len(report.fresh),
+        "accepted": len(accepted),
         "duplicates": report.duplicates,
-        "ignored": ignored,
-        "rejected": len(rejects),
-        "orphans": sum(1 for r in report.fresh if not r["matched"]),
+        "ignored": sum(outcome.ignored.values()),
+        "rejected": len(rejects) + len(report.refused),
+        "orphans": sum(1 for r in accepted if not r["matched"]),
     }
+    rejects += report.rejected
     ignored_types = dict(outcome.ignored.most_common(20))
     log.info(json.dumps({"message": "webhook batch", **counts,
                          "ignoredTypes": {k[:64]: v for k, v in ignored_types.items()},

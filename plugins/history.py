@@ -16,10 +16,10 @@ so the story starts with what was sent to whom.
 
 from __future__ import annotations
 
-import os
 import time
 
 from handlers import dynamo
+from handlers.delivery import put_rows
 from handlers.env import Var
 from handlers.hookspecs import hookimpl
 from handlers.tables import SENDER, WEBHOOK, Table
@@ -61,14 +61,9 @@ def row(record: dict, now: float) -> dict:
     }
 
 
-def _put(rows: list[dict]) -> None:
-    if rows:
-        dynamo.batch_put(os.environ[HISTORY.env_var], rows, (HISTORY.hash_key, HISTORY.range_key))
-
-
 def write(records: list[dict]) -> None:
     now = time.time()
-    _put([row(r, now) for r in records])
+    put_rows(HISTORY, {r["eventId"]: row(r, now) for r in records})
 
 
 @hookimpl
@@ -84,7 +79,7 @@ def register_sinks(register):
 @hookimpl
 def after_send(mail, message_id):
     now = time.time()
-    _put([{
+    dynamo.batch_put(HISTORY, [{
         "messageId": message_id,
         "eventKey": event_key(int(now), "sent", f"sent:{mail.id}"),
         "event": "sent",

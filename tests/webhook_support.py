@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import threading
 import time
@@ -180,6 +181,26 @@ KINDS = {"throttle": _throttle, "internal": _internal, "unprocessed": _unprocess
 QUICK = ("throttle", "internal", "unprocessed")
 
 
+def intercept(client, handler) -> None:
+    """Put ``handler(request)`` in front of moto for ``client``'s calls: its answer (or exception)
+    replaces moto's, which then never applies the request; None passes the request on.
+
+    (Every before-send handler runs and the first answer wins, so a handler registered beside
+    moto's would answer while moto still applied the request.)
+    """
+    chain = client.meta.__dict__.setdefault("test_front", [])
+    if not chain:
+        def front(request, **kwargs):
+            for each in chain:
+                answer = each(request)
+                if answer is not None:
+                    return answer
+            return botocore_stubber(request=request, **kwargs)
+        client.meta.events.unregister("before-send", botocore_stubber)
+        client.meta.events.register("before-send", front)
+    chain.append(handler)
+
+
 class Faults:
     """A service failing at random, the ways it does (``kinds``; ``rate`` 1: always).
 
@@ -195,18 +216,15 @@ class Faults:
         self.on = True
         client = client or dynamo.client()
         self.service = client.meta.service_model.service_id.hyphenize()
-        # In front of moto's handler (every before-send handler runs; the first answer wins): a fault
-        # answers instead of moto, so moto never applies the request.
-        client.meta.events.unregister("before-send", botocore_stubber)
-        client.meta.events.register("before-send", self._before)
+        intercept(client, self._before)
         client.meta.events.register(f"after-call.{self.service}", self._after)
 
     def _wanted(self, name: str) -> bool:
         return self.on and (self.operations is None or name in self.operations)
 
-    def _before(self, request, **kwargs):
+    def _before(self, request):
         if not self._wanted(operation(self.service, request)) or self.random.random() >= self.rate:
-            return botocore_stubber(request=request, **kwargs)
+            return None
         kind = self.random.choice(self.kinds)
         self.injected[kind] += 1
         return KINDS[kind](self.service, request, self.clock)
@@ -216,6 +234,44 @@ class Faults:
         if self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
             self.injected["lost answer"] += 1
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected after"}}, model.name)
+
+
+class Poison:
+    """What only the real services refuse, for good, whenever it is sent (moto takes it).
+
+    DynamoDB: a BatchWriteItem into one of ``tables`` (logical names) holding
+    ``marker`` anywhere is refused whole with a ValidationException, as
+    DynamoDB refuses a batch with one bad item. SNS (``sns_client``): a
+    PublishBatch entry holding it fails as InvalidParameter (sender's fault);
+    the entries beside it fail on SNS's side, to be sent again.
+    """
+
+    def __init__(self, marker: str = "POISON", tables=("bounce", "event_history"), sns_client=None):
+        self.marker, self.tables, self.refused = marker, tables, Counter()
+        intercept(dynamo.client(), self._dynamodb)
+        if sns_client is not None:
+            intercept(sns_client, self._sns)
+
+    def _dynamodb(self, request):
+        if operation("dynamodb", request) != "BatchWriteItem":
+            return None
+        names = {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
+        items = json.loads(request.body)["RequestItems"]
+        if not any(name in names and self.marker in json.dumps(puts) for name, puts in items.items()):
+            return None
+        self.refused["dynamodb"] += 1
+        return _response(400, {"__type": "com.amazon.coral.validate#ValidationException",
+                               "message": "One or more parameter values were invalid: injected"})
+
+    def _sns(self, request):
+        if operation("sns", request) != "PublishBatch":
+            return None
+        entries = sns_entries(request)
+        if not any(self.marker in message for message in entries.values()):
+            return None
+        self.refused["sns"] += 1
+        return sns_failed({i: ("InvalidParameter", True) if self.marker in message else ("InternalError", False)
+                           for i, message in entries.items()})
 
 
 class Endpoint:
