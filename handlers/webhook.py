@@ -206,6 +206,12 @@ def _refused(status: int, error: str, **extra) -> dict:
     return response(status, {"error": error})
 
 
+def misconfigured(what: str, exc: Exception, logger: logging.Logger) -> dict:
+    """503 for a broken setting: the log names the variable (the operator's), the answer does not."""
+    logger.error(json.dumps({"message": f"{what} is misconfigured", "status": 503, "error": str(exc)}))
+    return response(503, {"error": f"the {what} is misconfigured; it will accept the request once fixed"})
+
+
 def lambda_handler(event, context):
     return handle(event, context=context)
 
@@ -219,7 +225,6 @@ def budget_seconds(context) -> float:
 
 
 def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, context=None) -> dict:
-
     """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
     try:
         body = raw_body(event)
@@ -231,7 +236,7 @@ def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, contex
     except BadRequest as exc:
         return _refused(exc.status, str(exc))
     except signature.ConfigurationError as exc:
-        return _refused(503, f"webhook is misconfigured: {exc}")
+        return misconfigured("webhook", exc, log)
     except delivery.Busy as exc:
         return _refused(503, str(exc))
     except Exception as exc:  # DynamoDB, a sink, the time budget: not stored, SendGrid posts the batch again

@@ -37,7 +37,7 @@ import boto3
 
 from handlers import signature
 from handlers.manager import enabled_plugins
-from handlers.webhook import BadRequest, raw_body, response
+from handlers.webhook import BadRequest, misconfigured, raw_body, response
 from plugins.inbound import (INBOUND_ALLOW_UNSIGNED_INSECURE, INBOUND_BUCKET, INBOUND_MAX_AGE_SECONDS,
                              INBOUND_PUBLIC_KEYS)
 
@@ -143,7 +143,7 @@ def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
     except BadRequest as exc:
         return _refused(exc.status, str(exc))
     except signature.ConfigurationError as exc:
-        return _refused(503, f"inbound receiver is misconfigured: {exc}")
+        return misconfigured("inbound receiver", exc, log)
 
     key, at = object_key(event, context)
     content_type = signature.header(event.get("headers"), "Content-Type") or ""
