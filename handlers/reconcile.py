@@ -188,8 +188,9 @@ def reconcile(events: list, event_types: Mapping[str, EventType],
     for event in accepted:
         try:
             outcome.records.append(build_record(event, event_types[event["event"]], sent_log, by_mail_id))
-        except Exception as exc:  # a plugin's fields() failed on this event
-            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a plugin's fields() failed on this event: its message may hold a value
+            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}",
+                                          detail=str(exc)[:1000]))
     return outcome
 
 
@@ -223,12 +224,17 @@ def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict
     return record
 
 
-def reject(event, reason: str) -> dict:
-    """A record of an event that could not be processed, keeping its raw JSON."""
+def reject(event, reason: str, detail: str | None = None) -> dict:
+    """A record of an event that could not be processed, keeping its raw JSON.
+
+    ``reason`` is logged: it names the field or limit, never the value.
+    ``detail`` (the words of whatever failed, which may quote the value) is
+    kept in the rejects table only.
+    """
     raw = json.dumps(event, ensure_ascii=False, default=str)
     try:
         data = raw.encode()
     except UnicodeEncodeError:  # lone surrogates (JSON allows them, UTF-8 does not): keep them escaped
         raw = json.dumps(event, default=str)
         data = raw.encode()
-    return {"eventId": "sha256:" + hashlib.sha256(data).hexdigest(), "reason": reason, "raw": raw}
+    return {"eventId": "sha256:" + hashlib.sha256(data).hexdigest(), "reason": reason, "raw": raw, "detail": detail}

@@ -28,7 +28,9 @@ import binascii
 import json
 import logging
 import os
+import re
 import time
+from collections import Counter
 from typing import Callable
 
 from handlers import aws, delivery, dynamo, retry, signature
@@ -43,6 +45,7 @@ MAX_BODY_BYTES = 1024 * 1024  # SendGrid posts at most 768 KB
 MAX_EVENT_BYTES = 64 * 1024  # a SendGrid event is a few hundred bytes; a record must fit in a 400 KB item
 MAX_EVENT_DEPTH = 24  # DynamoDB stores maps and lists nested 32 deep; records add a level or two
 MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut, ``rawLength`` says how much)
+EVENT_TYPE_NAME = re.compile(r"[a-z_]{1,40}")  # what an event type logged by name looks like
 ANSWER_SECONDS = 20.0  # every answer, 503 included, within this (API Gateway waits 29 s)
 MARGIN_SECONDS = 1.0  # of it, kept for building the answer; and kept from Lambda's own remaining time
 
@@ -194,11 +197,18 @@ def receive(body: bytes, plugins: Plugins) -> dict:
         "orphans": sum(1 for r in accepted if not r["matched"]),
     }
     rejects += report.rejected
-    ignored_types = dict(outcome.ignored.most_common(20))
-    log.info(json.dumps({"message": "webhook batch", **counts,
-                         "ignoredTypes": {k[:64]: v for k, v in ignored_types.items()},
+    log.info(json.dumps({"message": "webhook batch", **counts, "ignoredTypes": loggable(outcome.ignored),
                          "rejectReasons": sorted({r["reason"][:120] for r in rejects})[:10]}))
     return counts
+
+
+def loggable(types: Counter) -> dict[str, int]:
+    """Ignored event types for the log: names as SendGrid's look; anything else (a sender may post an
+    address as a type) is counted as ``(other)``."""
+    named = Counter()
+    for name, count in types.items():
+        named[name if EVENT_TYPE_NAME.fullmatch(name) else "(other)"] += count
+    return dict(named.most_common(20))
 
 
 def _refused(status: int, error: str, **extra) -> dict:

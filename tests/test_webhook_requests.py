@@ -163,3 +163,27 @@ def test_whole_seconds_are_stored_exactly(endpoint, timestamp, stored):
     web = endpoint()
     assert web.post([{**bounce(1), "timestamp": timestamp}])[1]["accepted"] == 1
     assert [r["timestamp"] for r in scan("TABLE_BOUNCE")] == [stored]
+
+
+def test_reject_reasons_and_ignored_types_in_the_log_carry_no_value(endpoint, stack, caplog):
+    web = endpoint()
+
+    def fields(event):
+        raise ValueError(f"cannot read {event['email']}")  # a plugin whose error quotes the address
+
+    from handlers.manager import EventType
+    web.plugins.event_types["dropped"] = EventType("dropped", fields, "tests")
+    batch = [{**bounce(1), "timestamp": "at carol@example.com"},
+             {**bounce(2), "event": "dropped", "email": "dave@example.com"},
+             {**bounce(3), "event": "erin@example.com"}]
+    with caplog.at_level(logging.INFO):
+        status, counts = web.post(batch)
+    assert status == 200 and (counts["rejected"], counts["ignored"]) == (2, 1)
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handlers.webhook"]
+    assert line["ignoredTypes"] == {"(other)": 1}
+    assert sorted(line["rejectReasons"]) == ["dropped fields: ValueError",
+                                             "event's 'timestamp' is not a whole number of seconds from 0 to "
+                                             "100000000000"]
+    assert "@" not in caplog.text
+    detail = {r["reason"]: r.get("detail") for r in scan("TABLE_REJECTS")}
+    assert detail["dropped fields: ValueError"] == "cannot read dave@example.com"  # kept for the operator
