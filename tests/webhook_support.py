@@ -206,14 +206,15 @@ class Faults:
 
     Before a request reaches moto: one of ``kinds`` (see ``KINDS``); the slow
     ones move ``clock``. After moto has applied a write (``lost`` > 0): the
-    call raises anyway (the answer was lost). ``on = False`` clears it.
+    call raises anyway (the answer was lost; ``lost_requests`` keeps those
+    requests). ``on = False`` clears it.
     """
 
     def __init__(self, rate: float, seed: int = 7, *, client=None, kinds=QUICK, lost: float | None = None,
                  clock: FakeClock | None = None, operations: frozenset[str] | None = None):
         self.rate, self.random, self.injected = rate, random.Random(seed), Counter()
         self.kinds, self.lost, self.clock, self.operations = kinds, rate / 2 if lost is None else lost, clock, operations
-        self.on = True
+        self.on, self.lost_requests, self._last = True, [], None
         client = client or dynamo.client()
         self.service = client.meta.service_model.service_id.hyphenize()
         intercept(client, self._before)
@@ -224,6 +225,7 @@ class Faults:
 
     def _before(self, request):
         if not self._wanted(operation(self.service, request)) or self.random.random() >= self.rate:
+            self._last = request
             return None
         kind = self.random.choice(self.kinds)
         self.injected[kind] += 1
@@ -233,6 +235,7 @@ class Faults:
         writes = WRITES | {"PublishBatch"}
         if self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
             self.injected["lost answer"] += 1
+            self.lost_requests.append(self._last)  # applied, but the caller cannot know
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected after"}}, model.name)
 
 
