@@ -36,6 +36,7 @@ from typing import Callable
 from handlers import aws, delivery, dynamo, retry, signature
 from handlers.manager import Plugins, enabled_plugins
 from handlers.reconcile import reconcile, reject
+from handlers.redact import describe
 from handlers.tables import REJECTS, SENT_LOG
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,6 @@ def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, contex
         return _refused(503, str(exc))
     except Exception as exc:  # DynamoDB, a sink, the time budget: not stored, SendGrid posts the batch again
         log.error(json.dumps({"message": "webhook batch not stored", "status": 503,
-                              "error": type(exc).__name__, "code": aws.error_code(exc)}))
+                              "code": aws.error_code(exc), "error": describe(exc)}))
         return response(503, {"error": "the batch could not be stored; it will be accepted on retry"})
     return response(200, counts)
