@@ -201,3 +201,60 @@ def test_a_plugins_infrastructure_is_applied_from_the_program(local_stack):
     attributes = stack.aws.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")  # encrypted with the stack's key
     assert "SNS_TOPIC_ARN" not in stack.state["env"]["sender"]
+
+
+def test_the_state_file_is_a_new_file_of_its_own_whatever_was_there(tmp_path):
+    from devstack.stack import write_state
+
+    target = tmp_path / "elsewhere.json"
+    target.write_text("not yours")
+    path = tmp_path / "state.json"
+    path.symlink_to(target)  # someone left a link where the state goes
+    leftover = tmp_path / "state.tmp"
+    leftover.write_text("old")
+    leftover.chmod(0o644)
+    write_state(path, {"webhook_private_key_pem": "secret"})
+    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {"webhook_private_key_pem": "secret"}
+    assert target.read_text() == "not yours" and leftover.read_text() == "old"
+
+
+def test_concurrent_posts_with_sns_keep_moto_small_and_sigterm_stops_up(tmp_path):
+    """4 posts of 100 events at once with the sns sink (claims in TransactWriteItems), then SIGTERM."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    path = tmp_path / "state.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    up = subprocess.Popen([sys.executable, "-m", "devstack", "up", "--state", str(path),
+                           "--plugins", "bounce,dropped,dynamodb,sns"],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: path.exists() or up.poll() is not None, "the state file of `devstack up`", timeout=90)
+        assert up.poll() is None, up.stdout.read()
+        state = json.loads(path.read_text())
+        key = WebhookKey(load_pem_private_key(state["webhook_private_key_pem"].encode(), None))
+
+        def post(n):
+            body = batch_body([{"event": "bounce", "email": f"b{n}-{i}@bounce.test", "timestamp": 1700000000 + i,
+                                "sg_event_id": f"storm-{n}-{i}", "sg_message_id": f"m{n}-{i}.filter"}
+                               for i in range(100)])
+            request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
+                                             headers={"Content-Type": "application/json", **key.headers(body)})
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(post, range(4))) == [200] * 4
+        moto = [int(line.split()[0]) for line in subprocess.run(
+            ["ps", "-o", "pid=,args=", "--ppid", str(up.pid)], capture_output=True, text=True).stdout.splitlines()
+            if "devstack.motoserver" in line]
+        [rss_kib] = [int(line.split()[1]) for line in Path(f"/proc/{moto[0]}/status").read_text().splitlines()
+                     if line.startswith("VmRSS:")]
+        assert rss_kib < 1024 * 1024  # under 1 GiB (it grew past 24 GiB when transactions ran side by side)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=30)
+    assert up.returncode == 0, out[-2000:]
+    assert not path.exists()
