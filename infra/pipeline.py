@@ -33,8 +33,6 @@ CORE_FUNCTIONS = {
     WEBHOOK: FunctionSpec(WEBHOOK, "handlers.webhook.lambda_handler", timeout=29, memory=256,
                           description="Receives SendGrid Event Webhook batches"),
 }
-# Variables the handlers read that the program leaves unset: local runs only, or their default is right.
-NOT_SET = frozenset({env.SENDGRID_API_KEY.name, env.SENDGRID_API_HOST.name})
 WEBHOOK_PATH_LENGTH = 48
 
 
