@@ -220,6 +220,14 @@ def test_the_state_file_is_a_new_file_of_its_own_whatever_was_there(tmp_path):
     assert target.read_text() == "not yours" and leftover.read_text() == "old"
 
 
+def child_of(process: Path, parent: int) -> bool:
+    """Whether /proc/<pid> ``process`` is a child of ``parent`` (False once it is gone)."""
+    try:
+        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent
+    except (OSError, IndexError, ValueError):
+        return False
+
+
 def test_concurrent_posts_with_sns_keep_moto_small_and_sigterm_stops_up(tmp_path):
     """4 posts of 100 events at once with the sns sink (claims in TransactWriteItems), then SIGTERM."""
     from concurrent.futures import ThreadPoolExecutor
@@ -255,10 +263,9 @@ def test_concurrent_posts_with_sns_keep_moto_small_and_sigterm_stops_up(tmp_path
 
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(post, range(4))) == [200] * 4
-        moto = [int(line.split()[0]) for line in subprocess.run(
-            ["ps", "-o", "pid=,args=", "--ppid", str(up.pid)], capture_output=True, text=True).stdout.splitlines()
-            if "devstack.motoserver" in line]
-        [rss_kib] = [int(line.split()[1]) for line in Path(f"/proc/{moto[0]}/status").read_text().splitlines()
+        [moto] = [p for p in Path("/proc").iterdir() if p.name.isdigit() and child_of(p, up.pid)
+                  and b"devstack.motoserver" in (p / "cmdline").read_bytes()]
+        [rss_kib] = [int(line.split()[1]) for line in (moto / "status").read_text().splitlines()
                      if line.startswith("VmRSS:")]
         assert rss_kib < 1024 * 1024  # under 1 GiB (it grew past 24 GiB when transactions ran side by side)
     finally:
