@@ -95,15 +95,17 @@ class _Provider(ResourceProvider):
 
 
 class EventWebhookProvider(_Provider):
-    """An Event Webhook, enabled and signed; inputs ``url``, ``name``, ``eventTypes`` (flags), ``keyVersion``."""
+    """An Event Webhook; inputs ``url``, ``name``, ``eventTypes`` (flags), ``keyVersion``, and ``enabled``
+    and ``signed`` (always true: a refresh that finds either turned off in the console makes the next
+    ``pulumi up`` turn it on again)."""
 
     kind = "Event Webhook"
     collection = EVENT_SETTINGS
-    compared = ("url", "name", "eventTypes", "keyVersion")
+    compared = ("url", "name", "eventTypes", "keyVersion", "enabled", "signed")
 
     @staticmethod
     def body(props: dict) -> dict:
-        return {"enabled": True, "url": props["url"], "friendly_name": props["name"],
+        return {"enabled": props["enabled"], "url": props["url"], "friendly_name": props["name"],
                 **{flag: flag in props["eventTypes"] for flag in FLAGS}}
 
     def create(self, props: dict) -> CreateResult:
@@ -119,8 +121,8 @@ class EventWebhookProvider(_Provider):
     def update(self, id_: str, olds: dict, news: dict) -> UpdateResult:
         client = self.client(news)
         client.call("PATCH", f"{EVENT_SETTINGS}/{id_}", self.body(news))
-        if olds.get("keyVersion") != news.get("keyVersion"):  # a new signing key: off, then on again
-            client.call("PATCH", f"{EVENT_SETTINGS}/signed/{id_}", {"enabled": False})
+        if olds.get("keyVersion") != news.get("keyVersion") or not olds.get("signed"):
+            client.call("PATCH", f"{EVENT_SETTINGS}/signed/{id_}", {"enabled": False})  # a new key: off, on
             public_key = self._signed(client, id_)
         else:
             public_key = client.call("GET", f"{EVENT_SETTINGS}/signed/{id_}")["public_key"]
@@ -129,7 +131,8 @@ class EventWebhookProvider(_Provider):
     def live(self, id_: str, props: dict, found: dict) -> dict:
         signed = self.client(props).call("GET", f"{EVENT_SETTINGS}/signed/{id_}", missing_ok=True) or {}
         return {"url": found["url"], "name": found.get("friendly_name"), "webhookId": id_,
-                "eventTypes": sorted(f for f in FLAGS if found.get(f)), "publicKey": signed.get("public_key")}
+                "eventTypes": sorted(f for f in FLAGS if found.get(f)), "enabled": bool(found.get("enabled")),
+                "signed": bool(signed.get("public_key")), "publicKey": signed.get("public_key")}
 
     @staticmethod
     def _signed(client: Client, webhook_id: str) -> str:
@@ -211,6 +214,7 @@ def event_webhook(name: str, access: Access, url: pulumi.Input[str], friendly_na
     flags, _unknown = flags_for(event_types)
     return _resource(EventWebhookProvider(), name, access, {
         "url": url, "name": friendly_name, "eventTypes": flags, "keyVersion": key_version,
+        "enabled": True, "signed": True,
         "webhookId": None, "publicKey": None}, opts)
 
 

@@ -93,6 +93,11 @@ def test_refresh_reads_sendgrid_back_and_a_deleted_webhook_reads_as_gone(standin
     read = provider(props).read(made.id, olds)
     assert (read.id, read.outs["url"], read.outs["eventTypes"]) == (made.id, webhook.url, ["open"])
     assert provider(props).diff(made.id, read.outs, props).changes is True  # the next up puts it back
+    webhook.enabled, webhook.key = False, None  # disabled and unsigned in the console
+    drifted = provider(props).read(made.id, olds).outs
+    assert (drifted["enabled"], drifted["signed"]) == (False, False)
+    provider(props).update(made.id, drifted, props)  # what `pulumi up` after the refresh does
+    assert webhook.enabled and webhook.key is not None
     provider(props).delete(made.id, olds)
     assert standin.webhooks.webhooks == {}
     assert provider(props).read(made.id, olds).id is None
