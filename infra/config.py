@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -84,6 +84,8 @@ class Settings:
     stream_max_record_age_seconds: int
     plugin_settings: dict[str, Any]
     """Enabled plugin name -> what its ``stack_settings`` hook returned (its own keys, checked)."""
+    enabled: manager.Plugins | None = field(default=None, compare=False, repr=False)
+    """The enabled plugins, built once (their tables, their hooks) for the whole program."""
 
     @property
     def python_version(self) -> str:
@@ -220,10 +222,10 @@ def _table_prefix(config: pulumi.Config) -> str:
     return prefix.replace("{project}", pulumi.get_project()).replace("{stack}", pulumi.get_stack())
 
 
-def _plugins(config: pulumi.Config) -> tuple[str, ...]:
+def _plugins(config: pulumi.Config) -> manager.Plugins:
     names = string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
     try:
-        return manager.build(names, source="the stack's plugin list").names
+        return manager.build(names, source="the stack's plugin list")
     except manager.PluginError as exc:
         raise ConfigError("plugins", str(exc)) from None
 
@@ -258,8 +260,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
     prefix = _table_prefix(config)
     if not TABLE_PREFIX.match(prefix):
         raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
-    plugins = _plugins(config)
-    enabled = manager.build(plugins)
+    enabled = _plugins(config)  # built once for the whole program: Settings.enabled
     table_names = _table_names(config)
     known_tables = enabled.tables
     unknown = sorted(set(table_names) - set(known_tables))
@@ -274,7 +275,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
         webhook_key_version=integer(config, "webhookKeyVersion", 1, minimum=1),
         allow_unsigned_webhooks=allow_unsigned,
         webhook_max_age_seconds=_webhook_max_age(config),
-        plugins=plugins,
+        plugins=enabled.names,
+        enabled=enabled,
         kms_key=_kms_key(config),
         table_prefix=prefix,
         table_names=table_names,

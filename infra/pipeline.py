@@ -67,7 +67,6 @@ def core_environment(settings: Settings, api_key_parameter: pulumi.Input[str],
 @dataclass
 class PipelineArgs:
     settings: Settings
-    config: pulumi.Config
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -77,7 +76,7 @@ class Pipeline(pulumi.ComponentResource):
         super().__init__("sendgrid-events:infra:Pipeline", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        plugins = manager.build(settings.plugins)
+        plugins = settings.enabled or manager.build(settings.plugins)
 
         storage = Storage(name, StorageArgs(
             tables=plugins.tables,
@@ -98,7 +97,7 @@ class Pipeline(pulumi.ComponentResource):
                                            upper=False, opts=child)
         access = sendgrid.Access(settings.api_key, settings.sendgrid_api_base_url) \
             if settings.manage_sendgrid else None
-        stack = StackContext(config=args.config, prefix=name, parent=self,
+        stack = StackContext(prefix=name, parent=self,
                              kms_key_arn=storage.kms_key_arn, tables=storage.tables,
                              settings=settings.plugin_settings, sendgrid=access, route_url=api.url)
         webhook_keys = self._webhook_keys(settings, plugins, stack, api.url(webhook_path.result))

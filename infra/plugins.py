@@ -54,8 +54,6 @@ class Route:
 
 @dataclass
 class StackContext:
-    config: pulumi.Config
-    """The stack config (namespace ``sendgrid-events``); read keys in ``stack_settings``, not here."""
     prefix: str
     """Prefix for physical resource names, e.g. ``sendgrid-events-dev``."""
     parent: pulumi.Resource

@@ -41,7 +41,7 @@ def run_infrastructure(names, config: dict | None = None, kms_key_arn: str | Non
     def program():
         parent = pulumi.ComponentResource(PARENT_TYPE, "stack")
         config = pulumi.Config("sendgrid-events")
-        stack = StackContext(config=config, prefix="sendgrid-events-test", parent=parent,
+        stack = StackContext(prefix="sendgrid-events-test", parent=parent,
                              kms_key_arn=kms_key_arn, tables={}, settings=plugin_settings(config, plugins))
         plugins.hook.infrastructure(stack=stack)
         pulumi.export("made", {"env": stack.env, "statements": stack.statements, "outputs": stack.outputs})

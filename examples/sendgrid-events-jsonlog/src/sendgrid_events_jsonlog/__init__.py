@@ -42,7 +42,15 @@ def register_sinks(register):
 
 
 @hookimpl
+def stack_settings(config):
+    """The stack config ``jsonlogEvents`` (comma-separated types; unset: every event), read before any resource."""
+    from infra.config import string
+
+    return string(config, "jsonlogEvents", "", pattern=r"[a-z_,]*", what="comma-separated event types")
+
+
+@hookimpl
 def infrastructure(stack):
-    value = stack.config.get("jsonlogEvents")
-    if value:
-        stack.add_env("webhook", "JSONLOG_EVENTS", value)
+    events = stack.settings["jsonlog"]
+    if events:
+        stack.add_env("webhook", "JSONLOG_EVENTS", events)
