@@ -84,6 +84,8 @@ class Settings:
     stream_max_record_age_seconds: int
     plugin_settings: dict[str, Any]
     """Enabled plugin name -> what its ``stack_settings`` hook returned (its own keys, checked)."""
+    operations: Any = None
+    """Alarms and access logs: ``infra.operations.OperationsSettings``."""
 
     @property
     def python_version(self) -> str:
@@ -290,7 +292,14 @@ def load(config: pulumi.Config | None = None) -> Settings:
         stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,
                                               minimum=60, maximum=604800),
         plugin_settings=plugin_settings(config, enabled),
+        operations=_operations(config),
     )
+
+
+def _operations(config: pulumi.Config):
+    from infra import operations  # it builds on this module's readers
+
+    return operations.settings(config)
 
 
 def plugin_settings(config: pulumi.Config, plugins: manager.Plugins) -> dict[str, Any]:
