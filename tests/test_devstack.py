@@ -6,6 +6,7 @@ front, stream poller) on 127.0.0.1 with short delays and stops it at the end.
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -38,11 +39,17 @@ def test_demo_runs_both_article_scenarios_and_prints_the_tables():
     lines = []
     assert demo.run(demo.Options(state_path=None, webhook_delay=0.05), out=lines.append) is True
     text = "\n".join(lines)
-    assert "FAIL" not in text and text.count("[ok]") == 7
+    assert "FAIL" not in text and text.count("[ok]") == 8
     for title in ("Mail sender table", "Sent log", "Bounce table"):
         assert title in text
-    bounce_table = text.split("Bounce table", 1)[1]
+    bounce_table = text.split("Bounce table", 1)[1].split("Metrics the functions emitted", 1)[0]
     assert bounce_table.count("nobody@bounce.test") == 1 and "alice@example.com" not in bounce_table
+    emitted = text.split("Metrics the functions emitted", 1)[1]  # read back from the functions' EMF lines
+    assert "webhook (sendgrid-events, Stack=local, " in emitted and "sender (sendgrid-events, Stack=local, " in emitted
+    for name, value in (("MailsSent", "2"), ("MailsFailed", "0"), ("EventsAccepted", "1"), ("WebhookRefused403", "0")):
+        assert re.search(rf"^ +{name} +{value}$", emitted, re.M), name
+    assert re.search(r"^ +SendDuration +[0-9.]+ ms average of 2$", emitted, re.M)
+    assert "@" not in emitted
 
 
 def test_demo_fails_when_the_bounce_does_not_arrive():
