@@ -50,6 +50,11 @@ class Recorder:
         self._values: dict[str, float | list[float]] = {}
         self._notes: dict = {}
 
+    def start(self) -> None:
+        """Forget anything recorded outside an invocation: the next line holds this invocation's alone."""
+        with self._lock:
+            self._values, self._notes = {}, {}
+
     def add(self, name: str, value: float = 1) -> None:
         self._check(name, COUNT)
         with self._lock:

@@ -180,6 +180,7 @@ def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, contex
     """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own), then
     write the invocation's metrics line (``handlers.metrics.WEBHOOK``)."""
     started = time.monotonic()
+    metrics.WEBHOOK.start()
     answer = _answer(event, plugins, context)
     status = answer["statusCode"]
     recorder = metrics.WEBHOOK

@@ -153,6 +153,7 @@ def lambda_handler(event, context):
 def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
     """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own), then
     write the invocation's metrics line (``handlers.metrics.INBOUND``)."""
+    metrics.INBOUND.start()
     answer = _answer(event, context, plugins)
     status = answer["statusCode"]
     metrics.INBOUND.add("InboundStored" if status == 200 else "InboundFailed" if status >= 500 else "InboundRefused")
