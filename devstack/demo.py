@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Callable, Iterable
 
-from devstack.stack import Options, Stack
+from devstack import metrics
+from devstack.stack import Options, Stack, wait_for
 
 SENDER = {"email": "sender@example.com", "name": "Sender"}
 EXISTING = {"email": "alice@example.com", "name": "Alice"}
@@ -85,6 +86,21 @@ def scenario(stack: Stack, check: Checks, item: dict, bounced: Iterable[str]) ->
               == ("bounce", "bounce", "5.1.1", item["subject"], SENDER["email"]))
 
 
+def emitted(stack: Stack, check: Checks, out: Callable[[str], None]) -> None:
+    """The metrics the run emitted, read back from the functions' EMF log lines (``devstack.metrics``):
+    what CloudWatch would graph for it."""
+    webhook = stack.functions["webhook"].logs
+    wait_for(lambda: len(metrics.documents(webhook)) >= len(stack.poster.posts), "the webhook's metrics lines",
+             timeout=5.0)
+    logs = {name: list(function.logs) for name, function in stack.functions.items()}
+    out("\nMetrics the functions emitted (their Embedded Metric Format log lines, as CloudWatch reads them)")
+    for line in metrics.report(logs):
+        out("  " + line)
+    found = {(key[2]): total.sum for key, total in metrics.totals(logs["sender"]).items()}
+    check(f"the sender counted {found.get('MailsSent', 0):g} mails sent, as SendGrid accepted",
+          found.get("MailsSent") == len(stack.sendgrid.accepted))
+
+
 def run(options: Options | None = None, out: Callable[[str], None] = print) -> bool:
     """Start the stack, run both scenarios, print the tables; True when everything held."""
     check = Checks(out)
@@ -108,5 +124,6 @@ def run(options: Options | None = None, out: Callable[[str], None] = print) -> b
                 ("Sent log", "sent_log", SENT_LOG_COLUMNS, "sentAt"),
                 ("Bounce table", "bounce", BOUNCE_COLUMNS, "toEmail")):
             out(f"\n{title}\n" + render(sorted(stack.scan(logical), key=lambda r: str(r.get(key))), columns))
+        emitted(stack, check, out)
     out("\nResult: " + ("the pipeline behaves as the article describes." if check.ok else "FAILED (see above)."))
     return check.ok

@@ -56,13 +56,14 @@ SENDGRID_API_KEY_PARAMETER = Var(
     "Name of the SSM SecureString holding the API key (AWS); read once per cold start, with decryption.",
 )
 SENDGRID_EVENTS_STACK = Var(
-    "SENDGRID_EVENTS_STACK", "The stack name, sent in every mail's custom_args as 'stack'."
+    "SENDGRID_EVENTS_STACK", "The stack name, sent in every mail's custom_args as 'stack', and the 'Stack' "
+    "dimension of the functions' metrics (handlers.metrics)."
 )
 
 SENDER = (ENABLED_PLUGINS, SENDGRID_API_HOST, SENDGRID_API_KEY, SENT_LOG_TTL_DAYS,
           SENDGRID_API_KEY_PARAMETER, SENDGRID_EVENTS_STACK)
 WEBHOOK = (ENABLED_PLUGINS, SENT_LOG_TTL_DAYS, SENDGRID_WEBHOOK_PUBLIC_KEYS, SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
-           SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE)
+           SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE, SENDGRID_EVENTS_STACK)
 
 # Function (see handlers.tables) -> the variables its handler reads.
 READ_BY = {"sender": SENDER, "webhook": WEBHOOK}

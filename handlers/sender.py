@@ -48,7 +48,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from handlers import dynamo, env, sendgrid_api
+from handlers import dynamo, env, metrics, sendgrid_api
 from handlers.mail import InvalidMail, Mail, parse
 from handlers.manager import Plugins, enabled_plugins
 from handlers.redact import describe, safe, where
@@ -189,13 +189,36 @@ def _item_id(record: dict) -> str | None:
     return (record.get("dynamodb", {}).get("Keys", {}).get(MAIL_SENDER.hash_key) or {}).get("S")
 
 
+# A mail's outcome (its log line's ``status``) -> the metric counting it; "skipped" counts nowhere.
+OUTCOMES = {"sent": "MailsSent", "rejected": "MailsRejected", "retry": "MailsFailed", "error": "MailsFailed"}
+
+
 def _one(record: dict, plugins: Plugins, budget: Budget) -> bool:
-    """Handle one record; False when it must be reported to Lambda for a retry."""
+    """Handle one record; False when it must be reported to Lambda for a retry. Its outcome is counted
+    in the batch's metrics (``handlers.metrics.SENDER``)."""
     if record.get("eventName") != "INSERT":
         return True
+    started = time.monotonic()
     keys = record.get("dynamodb", {})
-    item_id = _item_id(record)
-    line = {"message": "mail", "id": item_id, "sequenceNumber": keys.get("SequenceNumber")}
+    line = {"message": "mail", "id": _item_id(record), "sequenceNumber": keys.get("SequenceNumber")}
+    try:
+        return _handled(record, line, plugins, budget)
+    finally:
+        _count(line, started)
+
+
+def _count(line: dict, started: float) -> None:
+    outcome = OUTCOMES.get(line.get("status"))
+    if outcome is not None:
+        metrics.SENDER.add(outcome)
+        metrics.SENDER.add("RecipientsSuppressed", line.get("suppressed", 0))
+        metrics.SENDER.observe("SendDuration", metrics.since(started))
+
+
+def _handled(record: dict, line: dict, plugins: Plugins, budget: Budget) -> bool:
+    """``_one``'s work: ``line`` gets the outcome's log fields, and is logged."""
+    keys = record.get("dynamodb", {})
+    item_id = line["id"]
     try:
         if not budget.may_start():
             raise Retry("not attempted: too little time left in this invocation")
@@ -231,9 +254,11 @@ def handle(records: list[dict], plugins: Plugins, context=None) -> dict:
     if late:
         log.error(json.dumps({"message": "records unfinished when the invocation had to answer: reported for "
                                          "a retry", "count": len(late), "ids": late}))
-    return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
-                                  for r, f in zip(records, futures)
-                                  if not (f in finished and f.exception() is None and f.result())]}
+    answer = {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
+                                    for r, f in zip(records, futures)
+                                    if not (f in finished and f.exception() is None and f.result())]}
+    metrics.SENDER.emit()
+    return answer
 
 
 def lambda_handler(event, context):

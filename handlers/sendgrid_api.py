@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 
 import urllib3
 
-from handlers import api_key, env, redact, retry
+from handlers import api_key, env, metrics, redact, retry
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,10 @@ def send(payload: dict, deadline: float) -> str:
             if response.status != 429 and response.status < 500:
                 raise Rejected(response.status, _errors(response))
             problem = f"SendGrid {response.status}: {_errors(response)}"
-            wait = told_wait(response.headers) if response.status == 429 else None
+            wait = None
+            if response.status == 429:
+                metrics.SENDER.add("SendGridThrottled")
+                wait = told_wait(response.headers)
         attempt += 1
         delay = backoff(attempt - 1) if wait is None else wait + random.uniform(0, BASE_DELAY / 10)
         if attempt >= ATTEMPTS:

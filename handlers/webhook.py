@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from typing import Callable
 
-from handlers import aws, delivery, dynamo, retry, signature
+from handlers import aws, delivery, dynamo, metrics, retry, signature
 from handlers.apigw import BadRequest, Refused, raw_body, refusal, response
 from handlers.manager import Plugins, enabled_plugins
 from handlers.reconcile import reconcile, reject
@@ -155,6 +155,9 @@ def receive(body: bytes, plugins: Plugins) -> dict:
         "orphans": sum(1 for r in accepted if not r["matched"]),
     }
     rejects += report.rejected
+    for name, count in counts.items():
+        metrics.WEBHOOK.add(metrics.WEBHOOK_COUNTS[name], count)
+    metrics.WEBHOOK.note(acceptedTypes=loggable(Counter(r["event"] for r in accepted)))
     log.info(json.dumps({"message": "webhook batch", **counts, "ignoredTypes": loggable(outcome.ignored),
                          "rejectReasons": sorted({r["reason"][:120] for r in rejects})[:10]}))
     return counts
@@ -173,6 +176,23 @@ def lambda_handler(event, context):
     return handle(event, context=context)
 
 
+def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, context=None) -> dict:
+    """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own), then
+    write the invocation's metrics line (``handlers.metrics.WEBHOOK``)."""
+    started = time.monotonic()
+    metrics.WEBHOOK.start()
+    answer = _answer(event, plugins, context)
+    status = answer["statusCode"]
+    recorder = metrics.WEBHOOK
+    recorder.add("WebhookPosts")
+    if status in metrics.REFUSED_STATUSES:
+        recorder.add(metrics.webhook_refused(status))
+    recorder.observe("WebhookDuration", metrics.since(started))
+    recorder.note(status=status)
+    recorder.emit()
+    return answer
+
+
 def budget_seconds(context) -> float:
     """The seconds this invocation may work: ``ANSWER_SECONDS`` less the margin, or less if Lambda has less."""
     seconds = ANSWER_SECONDS - MARGIN_SECONDS
@@ -181,8 +201,7 @@ def budget_seconds(context) -> float:
     return seconds
 
 
-def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, context=None) -> dict:
-    """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
+def _answer(event: dict, plugins: Callable[[], Plugins], context) -> dict:
     try:
         body = raw_body(event, MAX_BODY_BYTES)
         signature.verify(body, event.get("headers"), signature.settings(), time.time())

@@ -40,6 +40,10 @@ def invoke_url(execution_arn: str, stage: str) -> str:
 class WebhookApiArgs:
     throttle_rate_limit: int
     throttle_burst_limit: int
+    access_log: aws.apigateway.StageAccessLogSettingsArgs | None = None
+    """Where and how the stage writes access logs (``infra.operations.AccessLogs``)."""
+    access_log_ready: list[pulumi.Resource] | None = None
+    """What the stage waits for before it writes them (the log group, API Gateway's logging role)."""
 
 
 class WebhookApi(pulumi.ComponentResource):
@@ -76,7 +80,8 @@ class WebhookApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[r for p in parts for r in p]))
         self.stage = aws.apigateway.Stage(
             f"{name}-{STAGE}", rest_api=self.rest_api.id, deployment=deployment.id, stage_name=STAGE,
-            opts=child)
+            access_log_settings=args.access_log,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.access_log_ready or []))
         aws.apigateway.MethodSettings(
             f"{name}-throttling", rest_api=self.rest_api.id, stage_name=self.stage.stage_name,
             method_path="*/*",

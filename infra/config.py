@@ -84,6 +84,8 @@ class Settings:
     stream_max_record_age_seconds: int
     plugin_settings: dict[str, Any]
     """Enabled plugin name -> what its ``stack_settings`` hook returned (its own keys, checked)."""
+    operations: Any = None
+    """Alarms and access logs: ``infra.operations.OperationsSettings``."""
     enabled: manager.Plugins | None = field(default=None, compare=False, repr=False)
     """The enabled plugins, built once (their tables, their hooks) for the whole program."""
 
@@ -292,7 +294,14 @@ def load(config: pulumi.Config | None = None) -> Settings:
         stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,
                                               minimum=60, maximum=604800),
         plugin_settings=plugin_settings(config, enabled),
+        operations=_operations(config),
     )
+
+
+def _operations(config: pulumi.Config):
+    from infra import operations  # it builds on this module's readers
+
+    return operations.settings(config)
 
 
 def plugin_settings(config: pulumi.Config, plugins: manager.Plugins) -> dict[str, Any]:

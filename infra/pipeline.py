@@ -36,6 +36,7 @@ from infra import sendgrid
 from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
 from infra.config import Settings
 from infra.function import Function, FunctionArgs
+from infra.operations import ACCESS_LOG_FORMAT, AccessLogs, Operations, OperationsArgs
 from infra.plugins import FunctionSpec, StackContext
 from infra.storage import Storage, StorageArgs
 from infra.trigger import StreamTrigger, StreamTriggerArgs
@@ -90,9 +91,14 @@ class Pipeline(pulumi.ComponentResource):
             type="SecureString", value=settings.api_key, key_id=storage.kms_key_arn,
             description="SendGrid API key (Mail Send) of the sender function", opts=child)
 
+        access_logs = AccessLogs(f"{name}-api-access", settings.log_retention_days,
+                                 settings.operations.access_log_role, opts=child)
         api = WebhookApi(f"{name}-api", WebhookApiArgs(
             throttle_rate_limit=settings.throttle_rate_limit,
-            throttle_burst_limit=settings.throttle_burst_limit), opts=child)
+            throttle_burst_limit=settings.throttle_burst_limit,
+            access_log=aws.apigateway.StageAccessLogSettingsArgs(destination_arn=access_logs.group.arn,
+                                                                 format=ACCESS_LOG_FORMAT),
+            access_log_ready=access_logs.ready), opts=child)
         webhook_path = random.RandomString("webhook-path", length=WEBHOOK_PATH_LENGTH, special=False,
                                            upper=False, opts=child)
         access = sendgrid.Access(settings.api_key, settings.sendgrid_api_base_url) \
@@ -146,12 +152,18 @@ class Pipeline(pulumi.ComponentResource):
         routes = [ApiRoute(WEBHOOK, webhook_path.result, functions[WEBHOOK].function)]
         routes += [ApiRoute(r.function, r.path_part, functions[r.function].function) for r in stack.routes]
         api.add_routes(routes)
+        operations = Operations(f"{name}", OperationsArgs(
+            settings=settings.operations, functions={fn: f.function for fn, f in functions.items()},
+            queue=trigger.queue, api_name=api.rest_api.name, event_types=tuple(plugins.event_types),
+            webhook_log_group=f"/aws/lambda/{name}-{WEBHOOK}"), opts=child)
 
         self.outputs = {
             **{f"{route}Url": url for route, url in api.urls.items()},
             "tableNames": {logical: table.name for logical, table in storage.tables.items()},
             "dlqUrl": trigger.queue.url,
             "apiKeyParameter": api_key.name,
+            "alarmTopicArn": operations.topic.arn,
+            "dashboardName": operations.dashboard.dashboard_name,
             **stack.outputs,
         }
         self.register_outputs(self.outputs)

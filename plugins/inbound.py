@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from handlers.env import ENABLED_PLUGINS, Var
+from handlers.env import ENABLED_PLUGINS, SENDGRID_EVENTS_STACK, Var
 from handlers.hookspecs import hookimpl
 
 INBOUND_BUCKET = Var("INBOUND_BUCKET", "The S3 bucket the inbound function stores Inbound Parse requests in.")
@@ -122,6 +122,8 @@ def infrastructure(stack):
     stack.add_env(FUNCTION, INBOUND_ALLOW_UNSIGNED_INSECURE.name, "true" if allow_unsigned else "false")
     # The stack's plugins (the core sets them on the webhook first), for inbound_mail hooks.
     stack.add_env(FUNCTION, ENABLED_PLUGINS.name, stack.env["webhook"][ENABLED_PLUGINS.name])
+    # The stack's name: its metrics' Stack dimension (handlers.metrics).
+    stack.add_env(FUNCTION, SENDGRID_EVENTS_STACK.name, stack.env["webhook"][SENDGRID_EVENTS_STACK.name])
     stack.allow(FUNCTION, ["s3:PutObject"], [bucket.arn.apply(lambda arn: f"{arn}/*")])
     stack.allow_key(FUNCTION, ("kms:GenerateDataKey",))  # SSE-KMS on put
     stack.export("inboundBucket", bucket.id)

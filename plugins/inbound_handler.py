@@ -39,7 +39,7 @@ from email.policy import HTTP
 
 import boto3
 
-from handlers import signature
+from handlers import metrics, signature
 from handlers.manager import enabled_plugins
 from handlers.apigw import BadRequest, Refused, header, raw_body, refusal, response
 from plugins.inbound import (INBOUND_ALLOW_UNSIGNED_INSECURE, INBOUND_BUCKET, INBOUND_MAX_AGE_SECONDS,
@@ -151,7 +151,18 @@ def lambda_handler(event, context):
 
 
 def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
-    """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
+    """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own), then
+    write the invocation's metrics line (``handlers.metrics.INBOUND``)."""
+    metrics.INBOUND.start()
+    answer = _answer(event, context, plugins)
+    status = answer["statusCode"]
+    metrics.INBOUND.add("InboundStored" if status == 200 else "InboundFailed" if status >= 500 else "InboundRefused")
+    metrics.INBOUND.note(status=status)
+    metrics.INBOUND.emit()
+    return answer
+
+
+def _answer(event: dict, context, plugins) -> dict:
     try:
         body = raw_body(event, MAX_BODY_BYTES)
         if not body:

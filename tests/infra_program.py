@@ -19,6 +19,7 @@ API_KEY = "SG.test-api-key.never-in-plaintext-anywhere"
 # A real P-256 public key, base64 DER (SendGrid's "Verification Key" format).
 PUBLIC_KEY = ("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEgQBBYiauTIjeRmAY+ARo3NtShOz7kj1tB7DUobn1YvBNtPIBWaRT6"
               "+CqMzD5JEewQcdND21Hh7DGQbzsG9SnGA==")
+OPERATIONS = "$sendgrid-events:infra:Operations::"  # in the URN of a resource under infra.operations.Operations
 BASE_CONFIG = {"sendgridApiKey": API_KEY, "webhookPublicKeys": [PUBLIC_KEY]}
 
 
@@ -41,6 +42,10 @@ class Program(offline.Result):
         role = f"{PROJECT}-{STACK}-{fn}-role-id"
         return [s for r in self.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == role
                 for s in json.loads(r.inputs["policy"])["Statement"]]
+
+    def besides_operations(self, typ: str) -> list[offline.Resource]:
+        """The resources of ``typ`` but the operations component's (its alarm topic, e-mail subscriptions)."""
+        return [r for r in self.of_type(typ) if OPERATIONS not in (r.parent or "")]
 
     def table(self, logical: str) -> offline.Resource:
         return self.one("aws:dynamodb/table:Table", logical.replace("_", "-"))

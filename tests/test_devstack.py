@@ -6,6 +6,7 @@ front, stream poller) on 127.0.0.1 with short delays and stops it at the end.
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -38,11 +39,17 @@ def test_demo_runs_both_article_scenarios_and_prints_the_tables():
     lines = []
     assert demo.run(demo.Options(state_path=None, webhook_delay=0.05), out=lines.append) is True
     text = "\n".join(lines)
-    assert "FAIL" not in text and text.count("[ok]") == 7
+    assert "FAIL" not in text and text.count("[ok]") == 8
     for title in ("Mail sender table", "Sent log", "Bounce table"):
         assert title in text
-    bounce_table = text.split("Bounce table", 1)[1]
+    bounce_table = text.split("Bounce table", 1)[1].split("Metrics the functions emitted", 1)[0]
     assert bounce_table.count("nobody@bounce.test") == 1 and "alice@example.com" not in bounce_table
+    emitted = text.split("Metrics the functions emitted", 1)[1]  # read back from the functions' EMF lines
+    assert "webhook (sendgrid-events, Stack=local, " in emitted and "sender (sendgrid-events, Stack=local, " in emitted
+    for name, value in (("MailsSent", "2"), ("MailsFailed", "0"), ("EventsAccepted", "1"), ("WebhookRefused403", "0")):
+        assert re.search(rf"^ +{name} +{value}$", emitted, re.M), name
+    assert re.search(r"^ +SendDuration +[0-9.]+ ms average of 2$", emitted, re.M)
+    assert "@" not in emitted
 
 
 def test_demo_fails_when_the_bounce_does_not_arrive():
@@ -198,7 +205,8 @@ def test_up_runs_until_sigterm_and_a_user_inserts_an_item_with_plain_boto3(tmp_p
 def test_a_plugins_infrastructure_is_applied_from_the_program(local_stack):
     """The ``sns`` plugin's ``infrastructure`` hook is all it writes: the local stack applies it."""
     stack = local_stack("bounce,dropped,dynamodb,sns")
-    [topic] = [t["TopicArn"] for t in stack.aws.client("sns").list_topics()["Topics"]]
+    alarms = stack.state["outputs"]["alarmTopicArn"]  # the operations' topic, besides the plugin's
+    [topic] = [t["TopicArn"] for t in stack.aws.client("sns").list_topics()["Topics"] if t["TopicArn"] != alarms]
     assert topic == stack.state["outputs"]["snsTopicArn"] == stack.state["env"]["webhook"]["SNS_TOPIC_ARN"]
     attributes = stack.aws.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")  # encrypted with the stack's key

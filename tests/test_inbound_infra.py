@@ -75,6 +75,7 @@ def test_the_function_its_settings_and_its_secret_route(made):
         "INBOUND_MAX_AGE_SECONDS": "345600",
         "INBOUND_ALLOW_UNSIGNED_INSECURE": "false",
         "ENABLED_PLUGINS": "bounce,dropped,dynamodb,inbound",
+        "SENDGRID_EVENTS_STACK": "test",  # the Stack dimension of its metrics
     }
     assert not {n for n in made.environment(WEBHOOK) if n.startswith("INBOUND_")}
     path = made.one("aws:apigateway/resource:Resource", "inbound-route").inputs["pathPart"]

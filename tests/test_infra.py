@@ -292,7 +292,7 @@ def inbound_plugin(tmp_path, monkeypatch):
 
 def test_a_plugin_adds_resources_a_function_and_a_route(program, inbound_plugin):
     made = program({"plugins": ["bounce", "dynamodb", "inbound"]})
-    [topic] = made.of_type("aws:sns/topic:Topic")
+    topic = made.one("aws:sns/topic:Topic", "inbound-topic")
     assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:")
     inbound = made.function("inbound").inputs
     assert inbound["handler"] == "plugins_inbound_test.lambda_handler"

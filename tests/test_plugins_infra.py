@@ -45,10 +45,10 @@ def test_history_table_env_and_grants_only_when_enabled(program):
 
 def test_sns_topic_subscriptions_env_grants_and_output_only_when_enabled(program):
     made = program("sns", snsEmails=["ops@example.com"], snsEvents=["bounce"])
-    [topic] = made.of_type(TOPIC)
+    [topic] = made.besides_operations(TOPIC)
     [key] = made.of_type("aws:kms/key:Key")
     assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
-    [subscription] = made.of_type(SUBSCRIPTION)
+    [subscription] = made.besides_operations(SUBSCRIPTION)
     assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ops@example.com")
     assert made.environment(WEBHOOK)["SNS_TOPIC_ARN"] == topic.outputs["arn"]
     assert made.environment(WEBHOOK)["SNS_EVENTS"] == "bounce"
@@ -59,13 +59,13 @@ def test_sns_topic_subscriptions_env_grants_and_output_only_when_enabled(program
     assert made.resolved_outputs()["snsTopicArn"] == topic.outputs["arn"]
 
     without = program(snsEmails=["ops@example.com"])
-    assert without.of_type(TOPIC) == [] and without.of_type(SUBSCRIPTION) == []
+    assert without.besides_operations(TOPIC) == [] and without.besides_operations(SUBSCRIPTION) == []
     assert not {"SNS_TOPIC_ARN", "SNS_EVENTS"} & set(without.environment(WEBHOOK))
     assert "snsTopicArn" not in without.outputs
 
 
 def test_sns_topic_uses_the_aws_managed_key_when_the_stack_has_none(program):
-    [topic] = program("sns", kmsKey="aws-owned").of_type(TOPIC)
+    [topic] = program("sns", kmsKey="aws-owned").besides_operations(TOPIC)
     assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
 
 

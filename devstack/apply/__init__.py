@@ -11,7 +11,8 @@ time, so there is never anything to diff, update or delete.
 
 One module per service family registers its types in ``APPLY``:
 ``data`` (KMS, DynamoDB, SSM, SQS, SNS, S3), ``functions`` (IAM, CloudWatch
-Logs, Lambda), ``api`` (API Gateway, random), ``dynamic`` (the program's
+Logs, Lambda), ``api`` (API Gateway, random), ``monitoring`` (CloudWatch
+alarms and dashboards, API Gateway's account), ``dynamic`` (the program's
 dynamic resources: SendGrid's settings, made in the stand-in by their provider).
 """
 
@@ -170,7 +171,7 @@ class Applier(offline.Engine):
 
 
 def _load_modules() -> None:
-    from devstack.apply import api, data, dynamic, functions  # noqa: F401  (they register their types)
+    from devstack.apply import api, data, dynamic, functions, monitoring  # noqa: F401  (they register their types)
 
 
 _load_modules()

@@ -65,7 +65,13 @@ def api_deployment(aws: Applier, name: str, inputs: dict):
 @applies("aws:apigateway/stage:Stage")
 def api_stage(aws: Applier, name: str, inputs: dict):
     api, stage = inputs["restApi"], inputs["stageName"]
-    aws.client("apigateway").create_stage(restApiId=api, stageName=stage, deploymentId=inputs["deployment"])
+    apigw = aws.client("apigateway")
+    apigw.create_stage(restApiId=api, stageName=stage, deploymentId=inputs["deployment"])
+    access_log = inputs.get("accessLogSettings")
+    if access_log:
+        apigw.update_stage(restApiId=api, stageName=stage, patchOperations=[
+            {"op": "replace", "path": f"/accessLogSettings/{field}", "value": access_log[field]}
+            for field in ("destinationArn", "format")])
     return f"ags-{api}-{stage}", {"invokeUrl": f"{aws.api_base_url}/{stage}",
                                   "executionArn": aws.arn("execute-api", f"{api}/{stage}"),
                                   "arn": f"arn:aws:apigateway:{aws.region}::/restapis/{api}/stages/{stage}"}
