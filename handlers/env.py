@@ -60,10 +60,4 @@ SENDGRID_EVENTS_STACK = Var(
     "dimension of the functions' metrics (handlers.metrics)."
 )
 
-SENDER = (ENABLED_PLUGINS, SENDGRID_API_HOST, SENDGRID_API_KEY, SENT_LOG_TTL_DAYS,
-          SENDGRID_API_KEY_PARAMETER, SENDGRID_EVENTS_STACK)
-WEBHOOK = (ENABLED_PLUGINS, SENT_LOG_TTL_DAYS, SENDGRID_WEBHOOK_PUBLIC_KEYS, SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
-           SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE, SENDGRID_EVENTS_STACK)
-
-# Function (see handlers.tables) -> the variables its handler reads.
-READ_BY = {"sender": SENDER, "webhook": WEBHOOK}
+# Which function reads which: handlers.functions (Function.reads).

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Iterable, Mapping
 
-# The functions that can be granted access to a table.
-SENDER = "sender"
-WEBHOOK = "webhook"
+from handlers import functions
+
+# The functions a table's access names (handlers.functions describes each).
+SENDER = functions.SENDER.name
+WEBHOOK = functions.WEBHOOK.name
 
 # DynamoDB's limits on a key value, in bytes (UTF-8 for strings): a partition (hash) key, a sort (range) key.
 MAX_HASH_KEY_BYTES = 2048

@@ -29,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from handlers import env, manager
+from handlers import env, functions, manager
 from handlers.tables import MAIL_SENDER, SENDER, WEBHOOK
 from infra import packaging
 from infra import sendgrid
@@ -37,17 +37,10 @@ from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
 from infra.config import Settings
 from infra.function import Function, FunctionArgs
 from infra.operations import ACCESS_LOG_FORMAT, AccessLogs, Operations, OperationsArgs
-from infra.plugins import FunctionSpec, StackContext
+from infra.plugins import StackContext
 from infra.storage import Storage, StorageArgs
 from infra.trigger import StreamTrigger, StreamTriggerArgs
 
-# The core's two functions; plugins may add more (StackContext.add_function).
-CORE_FUNCTIONS = {
-    SENDER: FunctionSpec(SENDER, "handlers.sender.lambda_handler", timeout=300, memory=256,
-                         description="Sends mail-sender items inserted into DynamoDB through SendGrid"),
-    WEBHOOK: FunctionSpec(WEBHOOK, "handlers.webhook.lambda_handler", timeout=29, memory=256,
-                          description="Receives SendGrid Event Webhook batches"),
-}
 WEBHOOK_PATH_LENGTH = 48
 
 
@@ -108,10 +101,10 @@ class Pipeline(pulumi.ComponentResource):
                              settings=settings.plugin_settings, sendgrid=access, route_url=api.url)
         webhook_keys = self._webhook_keys(settings, plugins, stack, api.url(webhook_path.result))
         values = core_environment(settings, api_key.name, webhook_keys)
-        for function, inventory in env.READ_BY.items():
-            for var in inventory:
+        for function in functions.CORE:
+            for var in function.reads:
                 if var.name in values:
-                    stack.add_env(function, var.name, values[var.name])
+                    stack.add_env(function.name, var.name, values[var.name])
         stack.allow(SENDER, ["ssm:GetParameter"], [api_key.arn])
         stack.allow_key(SENDER, ("kms:Decrypt",))
 
@@ -129,7 +122,7 @@ class Pipeline(pulumi.ComponentResource):
             # The name carries the requirements' hash: a new version only when they change.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["code"]))
         code = packaging.code_archive()
-        functions = {
+        made = {
             fn: Function(f"{name}-{fn}", FunctionArgs(
                 handler=spec.handler, code=code, layers=[layer.arn], runtime=settings.runtime,
                 architecture=settings.architecture, log_retention_days=settings.log_retention_days,
@@ -137,23 +130,23 @@ class Pipeline(pulumi.ComponentResource):
                 statements=stack.statements[fn], timeout=spec.timeout, memory=spec.memory,
                 description=spec.description,
             ), opts=child)
-            for fn, spec in {**CORE_FUNCTIONS, **stack.functions}.items()
+            for fn, spec in {**{f.name: f for f in functions.CORE}, **stack.functions}.items()
         }
 
         trigger = StreamTrigger(f"{name}-mail-sender-stream", StreamTriggerArgs(
             stream_arn=storage.tables[MAIL_SENDER.name].stream_arn,
-            function_name=functions[SENDER].function.name,
-            role=functions[SENDER].role.id,
+            function_name=made[SENDER].function.name,
+            role=made[SENDER].role.id,
             kms_key_arn=storage.kms_key_arn,
             max_retries=settings.stream_max_retries,
             max_record_age_seconds=settings.stream_max_record_age_seconds,
         ), opts=child)
 
-        routes = [ApiRoute(WEBHOOK, webhook_path.result, functions[WEBHOOK].function)]
-        routes += [ApiRoute(r.function, r.path_part, functions[r.function].function) for r in stack.routes]
+        routes = [ApiRoute(WEBHOOK, webhook_path.result, made[WEBHOOK].function)]
+        routes += [ApiRoute(r.function, r.path_part, made[r.function].function) for r in stack.routes]
         api.add_routes(routes)
         operations = Operations(f"{name}", OperationsArgs(
-            settings=settings.operations, functions={fn: f.function for fn, f in functions.items()},
+            settings=settings.operations, functions={fn: f.function for fn, f in made.items()},
             queue=trigger.queue, api_name=api.rest_api.name, event_types=tuple(plugins.event_types),
             webhook_log_group=f"/aws/lambda/{name}-{WEBHOOK}"), opts=child)
 

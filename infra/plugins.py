@@ -11,7 +11,7 @@ added. A plugin creates its own resources with ``opts=stack.child_opts()``
 so they sit under the stack's component.
 
 A plugin that needs a function of its own (e.g. inbound mail) declares it
-with ``stack.add_function(name, handler)``; it runs the same package and
+with ``stack.add_function(Function(...))`` (``handlers.functions``); it runs the same package and
 layer as the core's, gets its own role, and takes ``add_env``/``allow`` like
 the others. ``stack.add_route(name, path_part)`` puts it behind a POST route
 of the webhook's REST API (Lambda proxy); its URL becomes the secret output
@@ -29,19 +29,9 @@ from typing import Any, Callable
 
 import pulumi
 
-FUNCTIONS = ("sender", "webhook")
+from handlers.functions import CORE, Function
+
 KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """A Lambda function the stack builds (its env and statements live in the context)."""
-
-    name: str
-    handler: str
-    timeout: int = 30
-    memory: int = 256
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,10 +54,10 @@ class StackContext:
     """Logical table name -> ``aws.dynamodb.Table`` (every declared table)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Plugin name -> what its ``stack_settings`` hook returned (its keys, already checked)."""
-    env: dict[str, dict[str, pulumi.Input[str]]] = field(default_factory=lambda: {f: {} for f in FUNCTIONS})
-    statements: dict[str, list[dict]] = field(default_factory=lambda: {f: [] for f in FUNCTIONS})
+    env: dict[str, dict[str, pulumi.Input[str]]] = field(default_factory=lambda: {f.name: {} for f in CORE})
+    statements: dict[str, list[dict]] = field(default_factory=lambda: {f.name: [] for f in CORE})
     outputs: dict[str, pulumi.Input[Any]] = field(default_factory=dict)
-    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    functions: dict[str, Function] = field(default_factory=dict)
     """Functions added by plugins (the core's two are built regardless)."""
     routes: list[Route] = field(default_factory=list)
     sendgrid: Any = None
@@ -102,14 +92,13 @@ class StackContext:
         """A stack output."""
         self.outputs[name] = value
 
-    def add_function(self, name: str, handler: str, timeout: int = 30, memory: int = 256,
-                     description: str = "") -> None:
-        """Declare another Lambda function (``handler``: ``module.function`` in the package)."""
-        if name in self.env:
-            raise ValueError(f"function {name!r} exists already")
-        self.functions[name] = FunctionSpec(name, handler, timeout, memory, description)
-        self.env[name] = {}
-        self.statements[name] = []
+    def add_function(self, function: Function) -> None:
+        """Declare another Lambda function (a ``handlers.functions.Function``: the plugin's own, declared once)."""
+        if function.name in self.env:
+            raise ValueError(f"function {function.name!r} exists already")
+        self.functions[function.name] = function
+        self.env[function.name] = {}
+        self.statements[function.name] = []
 
     def add_route(self, function: str, path_part: pulumi.Input[str]) -> pulumi.Output[str] | None:
         """Expose ``function`` as POST ``/<path_part>`` on the REST API (stage ``v1``); its URL (secret)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 
 from handlers.env import ENABLED_PLUGINS, SENDGRID_EVENTS_STACK, Var
+from handlers.functions import Function
 from handlers.hookspecs import hookimpl
 
 INBOUND_BUCKET = Var("INBOUND_BUCKET", "The S3 bucket the inbound function stores Inbound Parse requests in.")
@@ -44,8 +45,13 @@ INBOUND_ALLOW_UNSIGNED_INSECURE = Var(
     "'true' accepts unsigned Inbound Parse posts when no public key is set (the secret path is then all).",
 )
 
-FUNCTION = "inbound"
-HANDLER = "plugins.inbound_handler.lambda_handler"
+INBOUND = Function(
+    "inbound", "plugins.inbound_handler.lambda_handler", timeout=29, memory=512,
+    description="Stores SendGrid Inbound Parse posts in S3",
+    reads=(INBOUND_BUCKET, INBOUND_PUBLIC_KEYS, INBOUND_MAX_AGE_SECONDS, INBOUND_ALLOW_UNSIGNED_INSECURE,
+           ENABLED_PLUGINS, SENDGRID_EVENTS_STACK),
+)
+FUNCTION = INBOUND.name
 PATH_LENGTH = 48
 HOSTNAME = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
 
@@ -110,8 +116,7 @@ def infrastructure(stack):
                 expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(days=settings["expire_days"]))],
             opts=stack.child_opts())
 
-    stack.add_function(FUNCTION, HANDLER, timeout=29, memory=512,
-                       description="Stores SendGrid Inbound Parse posts in S3")
+    stack.add_function(INBOUND)
     stack.add_env(FUNCTION, INBOUND_BUCKET.name, bucket.id)  # a bucket's id is its name
     path = random.RandomString("inbound-path", length=PATH_LENGTH, special=False, upper=False,
                                opts=stack.child_opts())

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from handlers import env, manager
+from handlers import env, functions, manager
 from handlers.env import Var
 from handlers.tables import SENDER, WEBHOOK
 from infra.config import ConfigError
@@ -22,7 +22,7 @@ FUNCTIONS = (SENDER, WEBHOOK)
 TABLE = "aws:dynamodb/table:Table"
 # Variables the handlers read that the program must not set: local runs only, or a right default.
 LOCAL_ONLY = {"SENDGRID_API_KEY", "SENDGRID_API_HOST"}
-INVENTORY = {SENDER: lambda: env.SENDER, WEBHOOK: lambda: env.WEBHOOK}  # read at test time
+INVENTORY = {f.name: f.reads for f in functions.CORE}
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_environment_carries_what_the_handlers_read_and_nothing_else(default):
     for fn in FUNCTIONS:
         environment = default.environment(fn)
         set_anywhere |= set(environment)
-        reads = {v.name for v in INVENTORY[fn]()}
+        reads = {v.name for v in INVENTORY[fn]}
         tables = {t.env_var for t in plugins.tables.values() if fn in t.access}
         missing = reads - LOCAL_ONLY - set(environment)
         assert not missing, f"{fn} reads {missing} but the program does not set them"
@@ -214,7 +214,7 @@ def test_environment_carries_what_the_handlers_read_and_nothing_else(default):
         unknown = set(environment) - reads - tables - plugin_vars
         assert not unknown, f"{fn}: the program sets {unknown}, which nothing declares"
         assert {n for n in environment if n.startswith("TABLE_")} == tables
-    assert plugin_vars - {v.name for fn in FUNCTIONS for v in INVENTORY[fn]()} <= set_anywhere
+    assert plugin_vars - {v.name for fn in FUNCTIONS for v in INVENTORY[fn]} <= set_anywhere
     # The managed webhook's key (SendGrid's answer), then the configured extra key.
     assert default.environment(WEBHOOK)["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == \
         f"{preview.SENDGRID_OUTPUTS['publicKey']},{PUBLIC_KEY}"
@@ -271,8 +271,9 @@ from handlers.hookspecs import hookimpl
 @hookimpl
 def infrastructure(stack):
     import pulumi_aws as aws
+    from handlers.functions import Function
     topic = aws.sns.Topic("inbound-topic", kms_master_key_id=stack.kms_key_arn, opts=stack.child_opts())
-    stack.add_function("inbound", "plugins_inbound_test.lambda_handler")
+    stack.add_function(Function("inbound", "plugins_inbound_test.lambda_handler"))
     stack.add_env("inbound", "INBOUND_TOPIC_ARN", topic.arn)
     stack.allow("inbound", ["sns:Publish"], [topic.arn])
     stack.allow_key("inbound")

@@ -69,10 +69,16 @@ def test_two_plugins_registering_one_event_type_is_an_error(monkeypatch):
         manager.build("bounce,copycat")
 
 
-def test_each_core_function_has_its_variable_inventory():
-    from handlers import env, tables
+def test_each_core_function_is_described_once_and_its_handler_exists():
+    import importlib
 
-    assert env.READ_BY == {tables.SENDER: env.SENDER, tables.WEBHOOK: env.WEBHOOK}
+    from handlers import functions, tables
+
+    assert [f.name for f in functions.CORE] == [tables.SENDER, tables.WEBHOOK]
+    for function in functions.CORE:
+        module, _, name = function.handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+        assert function.reads and function.timeout <= 900
 
 
 def test_an_event_type_returning_a_core_record_key_is_an_error_at_start(monkeypatch):
