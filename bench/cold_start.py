@@ -83,10 +83,6 @@ def zipped(files: dict[str, Path]) -> tuple[int, int]:
     return buffer.tell(), raw
 
 
-def folder_files(folder: Path) -> dict[str, Path]:
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def largest_parts(python: Path, count: int = 4) -> list[tuple[str, int]]:
     """The biggest top-level entries of a layer's ``python/`` folder (packages, with their metadata)."""
     sizes: dict[str, int] = {}
@@ -131,23 +127,27 @@ def mb(n: int) -> str:
 
 
 def size_rows(layer: bool) -> list[Row]:
-    from infra import packaging
+    from infra import bytecode, packaging  # pulumi: imported only when sizes are measured
 
-    code_zip, code_raw = zipped(packaging.code_files())
+    compiler = bytecode.interpreter(PYTHON)
+    code = packaging.folder_files(packaging.build_code(PYTHON, compiler=compiler))
+    code_zip, code_raw = zipped(code)
     rows = [Row("package size", "function package (handlers/, plugins/)", None, f"{mb(code_zip)} zipped",
-                "", f"{mb(code_raw)} unzipped, {len(packaging.code_files())} files")]
+                "", f"{mb(code_raw)} unzipped, {len(code)} files ({bytecode.tag(compiler)})")]
     if not layer:
         rows.append(Row("package size", f"layer ({ARCH}, py{PYTHON})", None, "not measured (quick run)", "", ""))
         return rows
-    folder, _ = packaging.build_layer(ARCH, PYTHON)  # pip, from PyPI, unless built before
+    folder, _ = packaging.build_layer(ARCH, PYTHON, compiler=compiler)  # pip, from PyPI, unless built before
     rows += layer_rows(folder)
     return rows
 
 
 def layer_rows(folder: Path) -> list[Row]:
     """Sizes of a built layer folder (holding ``python/``)."""
+    from infra import packaging
+
     rows = []
-    layer_zip, layer_raw = zipped(folder_files(folder))
+    layer_zip, layer_raw = zipped(packaging.folder_files(folder))
     parts = ", ".join(f"{name} {mb(size)}" for name, size in largest_parts(folder / "python"))
     rows.append(Row("package size", f"layer ({ARCH}, py{PYTHON}, requirements-lambda.txt)", None,
                     f"{mb(layer_zip)} zipped", "", f"{mb(layer_raw)} unzipped (limit 250 MB); largest: {parts}"))
