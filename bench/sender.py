@@ -56,7 +56,7 @@ def stream_record(item: dict) -> dict:
 def inserted(tag: str, count: int) -> list[dict]:
     """``count`` items put into the mail sender table; their stream records."""
     items = [seed_item(f"{tag}-{i:04d}") for i in range(count)]
-    dynamo.batch_put(os.environ[MAIL_SENDER.env_var], items, (MAIL_SENDER.hash_key,))
+    dynamo.batch_put(MAIL_SENDER, items)
     return [stream_record(item) for item in items]
 
 

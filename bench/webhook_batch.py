@@ -142,7 +142,7 @@ _runs = itertools.count()  # a tag per measurement, so that no two post the same
 
 
 def measure(aws, plugins, shape: Batch, reps: int, label: str = "", added_latency: float = 0.0) -> Row:
-    dynamo.batch_put(os.environ[SENT_LOG.env_var], shape.sent_log_items(), (SENT_LOG.hash_key,))
+    dynamo.batch_put(SENT_LOG, shape.sent_log_items())
     key = WebhookKey()
     os.environ["SENDGRID_WEBHOOK_PUBLIC_KEYS"] = key.public_key_b64
     run = next(_runs)

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from devstack.stack import DEFAULT_STATE, Options, Stack, read_state
+from handlers.manager import PluginError
 
 
 def up(args) -> int:
@@ -95,7 +96,11 @@ def main(argv=None) -> int:
     p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
     p.set_defaults(run=env)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except PluginError as exc:  # a typo in --plugins: say so, no traceback
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

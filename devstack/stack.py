@@ -76,7 +76,7 @@ class Stack:
     def __init__(self, options: Options | None = None):
         self.options = options or Options()
         with _on_path(self.options.plugin_paths):
-            self.plugins = manager.build(self.options.plugins)  # unknown names fail before anything starts
+            self.plugins = manager.build(self.options.plugins, source="--plugins")  # before anything starts
         self.state: dict = {}
         self._exit = contextlib.ExitStack()
 

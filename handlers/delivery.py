@@ -4,7 +4,7 @@ SendGrid posts every event at least once (often several times) and re-posts a
 batch the webhook did not answer 2xx. The ``processed_events`` table
 (``handlers.tables.PROCESSED_EVENTS``) remembers, for 7 days:
 
-- ``event:<eventId>``: every sink has the event. A later copy reaches no sink.
+- ``event:<eventId>``: every sink is done with the event. A later copy reaches no sink.
 - ``sink:<sink>:<eventId>``: a non-idempotent sink's claim on the event:
   ``claimed`` (by one delivery, ``owner``, at ``claimedAt``), ``done``, or
   ``released`` (the sink failed; the next delivery may claim it again).
@@ -19,8 +19,22 @@ timed out) is taken over after ``LEASE_SECONDS``, the longest a Lambda runs:
 the one case where a sink may see an event twice (the owner may have written
 it just before it died), chosen over losing the event.
 
-When DynamoDB fails, the exception propagates (the webhook answers 5xx);
-what was marked stays marked, so the retry does only what is left.
+What a sink says about its records:
+
+- returns: every record is stored.
+- raises ``Rejected(reasons)``: every record is stored except those, which it
+  can never store (a key too long for DynamoDB, a notification too long for
+  SNS). They go to the rejects table (``keep``) with the reason and count as
+  done: a retry changes nothing. The batch is still answered 2xx.
+- raises ``PartiallyWritten(written, rejected=...)``: only ``written`` (and
+  the ``rejected`` ones, kept as above) are done; the rest is not stored.
+- raises anything else: nothing is stored (transient: throttling, timeouts,
+  a service down).
+
+When a sink or DynamoDB fails, the exception propagates (the webhook answers
+5xx); what was marked stays marked, so the retry does only what is left.
+A non-idempotent sink's write gets the budget minus ``SETTLE_RESERVE_SECONDS``,
+so its claims can still be settled when it runs out of time.
 """
 
 from __future__ import annotations
@@ -30,22 +44,41 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
 
-from handlers import dynamo
+from handlers import aws, dynamo, retry
 from handlers.manager import Sink
-from handlers.tables import PROCESSED_EVENTS
+from handlers.reconcile import reject
+from handlers.tables import PROCESSED_EVENTS, Table
 
 log = logging.getLogger(__name__)
 
 REMEMBER_SECONDS = 7 * 86400
 LEASE_SECONDS = 900
 SETTLE_ATTEMPTS = 5
+SETTLE_RESERVE_SECONDS = aws.ATTEMPT_SECONDS + 1  # kept back from a non-idempotent sink to settle its claims
 
 DONE, CLAIMED, RELEASED = "done", "claimed", "released"
 CLAIMABLE = ("attribute_not_exists(#id) OR #state = :released "
              "OR (#state = :claimed AND #claimedAt < :stale)")
+
+
+class Rejected(Exception):
+    """Raised by a sink's ``write`` that stored every record but some it can never store.
+
+    ``reasons`` maps the ``eventId`` of each such record to why (name the
+    field or limit, never the value: reasons are logged); ``details`` may add
+    what the service answered (kept with the reject, not logged). Those
+    records go to the rejects table and count as done; the others as stored.
+    ``Rejected(event_ids, reason)`` gives many records one reason.
+    """
+
+    def __init__(self, reasons: Mapping[str, str] | Iterable[str], reason: str = "",
+                 details: Mapping[str, str] | None = None):
+        self.reasons = dict(reasons) if isinstance(reasons, Mapping) else dict.fromkeys(reasons, reason)
+        self.details = dict(details or {})
+        super().__init__(f"{len(self.reasons)} record(s) can never be stored")
 
 
 class PartiallyWritten(Exception):
@@ -55,11 +88,16 @@ class PartiallyWritten(Exception):
     count as not stored and are offered again on SendGrid's retry. A
     non-idempotent sink that writes record by record (SNS PublishBatch answers
     per entry) raises this so the stored ones are never sent twice.
+    ``rejected``: records it can never store, as ``Rejected.reasons`` (with
+    ``details``); they count as done.
     """
 
-    def __init__(self, written: Iterable[str], message: str = "some records were not written"):
+    def __init__(self, written: Iterable[str], message: str = "some records were not written", *,
+                 rejected: Mapping[str, str] | None = None, details: Mapping[str, str] | None = None):
         super().__init__(message)
         self.written = frozenset(written)
+        self.rejected = dict(rejected or {})
+        self.details = dict(details or {})
 
 
 class Busy(Exception):
@@ -72,6 +110,10 @@ class Report:
     """The records handed to the sinks (first copies of events not processed before)."""
     duplicates: int
     """Records skipped: repeated in the batch, or processed before."""
+    rejected: list[dict] = field(default_factory=list)
+    """Rejects (``handlers.reconcile.reject``, plus ``sink`` and ``detail``) of records a sink refused."""
+    refused: set[str] = field(default_factory=set)
+    """The eventIds of the fresh records some sink refused for good (each has a reject per sink)."""
 
 
 def _table() -> str:
@@ -91,11 +133,16 @@ def now() -> float:
     return time.time()
 
 
-def deliver(records: list[dict], sinks: list[Sink]) -> Report:
+Keep = Callable[[list[dict]], None]
+
+
+def deliver(records: list[dict], sinks: list[Sink], keep: Keep) -> Report:
     """Hand ``records`` to ``sinks``, skipping events already processed.
 
-    Raises what a sink or DynamoDB raised (nothing further is marked), or
-    ``Busy`` when another delivery is handling some of these events right now.
+    ``keep(rejects)`` stores the rejects of records a sink refused for good
+    (before they are marked done). Raises what a sink or DynamoDB raised
+    (nothing further is marked), or ``Busy`` when another delivery is
+    handling some of these events right now.
     """
     unique = {r["eventId"]: r for r in reversed(records)}  # the first copy of each event wins
     fresh = [r for r in records if unique.get(r["eventId"]) is r]
@@ -106,25 +153,85 @@ def deliver(records: list[dict], sinks: list[Sink]) -> Report:
     if not fresh:
         return report
 
+    kept: list[dict] = []
     for sink in sinks:
         if sink.idempotent:
-            sink.write(fresh)
+            _written, rejected, failure = _write(sink, fresh)
+            if failure:
+                raise failure
+            kept += rejected.values()
+            report.refused |= set(rejected)
+    keep(kept)
     busy: set[str] = set()
     for sink in sinks:
         if not sink.idempotent:
-            busy |= _deliver_once(sink, fresh, table)
+            held, rejected = _deliver_once(sink, fresh, table, keep)
+            busy |= held
+            kept += rejected.values()
+            report.refused |= set(rejected)
 
     clock = now()
     finished = [{"id": event_key(r["eventId"]), "state": DONE, "expiresAt": int(clock) + REMEMBER_SECONDS}
                 for r in fresh if r["eventId"] not in busy]
-    dynamo.batch_put(table, finished, (PROCESSED_EVENTS.hash_key,))
+    dynamo.batch_put(PROCESSED_EVENTS, finished)
     if busy:
         raise Busy(f"{len(busy)} event(s) are being delivered by another request")
+    report.rejected = kept
     return report
 
 
-def _deliver_once(sink: Sink, records: list[dict], table: str) -> set[str]:
-    """Give ``sink`` the records this delivery can claim; returns the eventIds another delivery holds."""
+def put_rows(table: Table, rows: Mapping[str, dict], rejected: Mapping[str, str] | None = None) -> None:
+    """For a sink writing one row per record (``rows``: eventId -> row) into a DynamoDB table.
+
+    Writes the rows (``handlers.dynamo.batch_put``), then raises ``Rejected``
+    for the records whose row DynamoDB can never store, and those in
+    ``rejected`` (eventId -> reason) the sink set aside itself.
+    """
+    reasons, details = dict(rejected or {}), {}
+    try:
+        dynamo.batch_put(table, rows.values())
+    except dynamo.Unstorable as exc:
+        owner = {tuple(row.get(k) for k in table.key_names): event_id for event_id, row in rows.items()}
+        for refusal in exc.refused:
+            event_id = owner[tuple(refusal.item.get(k) for k in table.key_names)]
+            reasons[event_id], details[event_id] = refusal.reason, refusal.detail
+    if reasons:
+        raise Rejected(reasons, details=details)
+
+
+def _write(sink: Sink, records: list[dict]) -> tuple[set[str], dict[str, dict], BaseException | None]:
+    """``sink.write(records)``: the eventIds stored, eventId -> reject of those refused for good, and
+    the failure (None when it returned)."""
+    ids = {r["eventId"] for r in records}
+    try:
+        sink.write(records)
+    except Rejected as exc:
+        return ids - set(exc.reasons), _rejects(sink, records, exc.reasons, exc.details), None
+    except PartiallyWritten as exc:
+        return set(exc.written) & ids, _rejects(sink, records, exc.rejected, exc.details), exc
+    except BaseException as exc:  # re-raised by the caller
+        return set(), {}, exc
+    return ids, {}, None
+
+
+def _rejects(sink: Sink, records: list[dict], reasons: Mapping[str, str],
+             details: Mapping[str, str]) -> dict[str, dict]:
+    """eventId -> a reject for each record ``sink`` refused: one row per event and sink (``<sink>:sha256:...``)."""
+    rows = {}
+    for record in records:
+        if record["eventId"] in reasons:
+            row = reject(record["sgEvent"], f"{sink.name}: {reasons[record['eventId']]}")
+            rows[record["eventId"]] = {**row, "eventId": f"{sink.name}:{row['eventId']}", "sink": sink.name,
+                                       "detail": details.get(record["eventId"])}
+    return rows
+
+
+def _deliver_once(sink: Sink, records: list[dict], table: str, keep: Keep) -> tuple[set[str], dict[str, dict]]:
+    """Give ``sink`` the records this delivery can claim.
+
+    Returns the eventIds another delivery holds, and the rejects of the
+    records the sink refused for good (kept before their claims are settled).
+    """
     owner, clock = uuid.uuid4().hex, now()
     by_key = {claim_key(sink.name, r["eventId"]): r for r in records}
     claims = [{"id": key, "state": CLAIMED, "owner": owner, "claimedAt": int(clock),
@@ -143,23 +250,24 @@ def _deliver_once(sink: Sink, records: list[dict], table: str) -> set[str]:
         elif item.get("state") != DONE:
             busy.add(record["eventId"])
     if not ours:
-        return busy
-    try:
-        sink.write(ours)
-    except PartiallyWritten as exc:
-        written = [r for r in ours if r["eventId"] in exc.written]
-        _settle(table, sink, written, DONE, clock)
-        _settle(table, sink, [r for r in ours if r["eventId"] not in exc.written], RELEASED, clock)
-        raise
-    except BaseException:
-        _settle(table, sink, ours, RELEASED, clock)
-        raise
-    _settle(table, sink, ours, DONE, clock)
-    return busy
+        return busy, {}
+    with retry.budget(retry.remaining() - SETTLE_RESERVE_SECONDS):
+        written, rejected, failure = _write(sink, ours)
+    if rejected:
+        try:
+            keep(list(rejected.values()))
+        except Exception as exc:  # the refused records are offered again (and refused again) next time
+            failure, rejected = failure or exc, {}
+    done = written | set(rejected)
+    _settle(sink, [r for r in ours if r["eventId"] in done], DONE, clock)
+    _settle(sink, [r for r in ours if r["eventId"] not in done], RELEASED, clock)
+    if failure:
+        raise failure
+    return busy, rejected
 
 
-def _settle(table: str, sink: Sink, records: list[dict], state: str, clock: float) -> None:
-    """Record the outcome of ``sink``'s write on its claims, trying hard.
+def _settle(sink: Sink, records: list[dict], state: str, clock: float) -> None:
+    """Record the outcome of ``sink``'s write on its claims, trying hard (inside the time budget).
 
     This write decides whether a retry hands the sink these records again, so
     it gets more attempts than any other: if it is lost after a successful
@@ -172,11 +280,21 @@ def _settle(table: str, sink: Sink, records: list[dict], state: str, clock: floa
         return
     for attempt in range(SETTLE_ATTEMPTS):
         try:
-            dynamo.batch_put(table, items, (PROCESSED_EVENTS.hash_key,))
+            dynamo.batch_put(PROCESSED_EVENTS, items)
             return
         except Exception as exc:
-            if attempt == SETTLE_ATTEMPTS - 1:
-                log.error(json.dumps({"message": "claims not settled", "sink": sink.name, "state": state,
-                                      "count": len(items), "error": type(exc).__name__}))
-                raise
-            dynamo.backoff(attempt)
+            error = exc
+        if attempt == SETTLE_ATTEMPTS - 1 or not _waited(attempt):
+            break
+    log.error(json.dumps({"message": "claims not settled", "sink": sink.name, "state": state,
+                          "count": len(items), "error": type(error).__name__}))
+    raise error
+
+
+def _waited(attempt: int) -> bool:
+    """Back off before another attempt; False when the time budget has no room for one."""
+    try:
+        dynamo.backoff(attempt)
+        return True
+    except retry.OutOfTime:
+        return False

@@ -1,24 +1,33 @@
-"""Batched DynamoDB reads and writes that finish or fail loudly.
+"""Batched DynamoDB reads and writes that finish, fail loudly, or say which items can never be stored.
 
 BatchGetItem takes at most 100 keys and BatchWriteItem 25 items per call, and
 either may hand back part of the work as ``UnprocessedKeys`` /
 ``UnprocessedItems``. These helpers chunk, retry what came back with
 exponential backoff and jitter, and raise ``IncompleteBatch`` when work is
 still left after the last attempt, so a caller never mistakes a partial
-result for a whole one. Items are plain Python values (serialized here).
+result for a whole one. Every wait is inside the caller's time budget
+(``handlers.retry``): out of time, ``OutOfTime`` is raised instead.
+
+An item DynamoDB can never take (a key over its size limit, an empty or
+mistyped index key: ``Table.key_problem`` checks every key the declarations
+name before the write; anything else DynamoDB refuses with a
+ValidationException, isolated by splitting the batch) does not stop the
+others: ``batch_put`` writes the rest, then raises ``Unstorable`` naming it.
+Items are plain Python values (serialized here).
 """
 
 from __future__ import annotations
 
 import functools
-import time
+import os
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from handlers import retry
+from handlers import aws, retry
+from handlers.tables import MAX_HASH_KEY_BYTES, Table, declared
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
@@ -35,15 +44,30 @@ class IncompleteBatch(RuntimeError):
     """DynamoDB left part of a batch unprocessed after every retry."""
 
 
+@dataclass(frozen=True)
+class Refusal:
+    item: dict
+    reason: str
+    """Why, naming an attribute or an error code, never a value (it may be logged)."""
+    detail: str = ""
+    """DynamoDB's own message, if it answered (kept with the reject, not logged)."""
+
+
+class Unstorable(Exception):
+    """Items DynamoDB can never store; every other item of the call was written (``refused``)."""
+
+    def __init__(self, refused: list[Refusal]):
+        super().__init__(f"{len(refused)} item(s) DynamoDB cannot store")
+        self.refused = refused
+
+
 @functools.cache
 def client():
-    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL).
+    """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL; ``handlers.aws`` settings).
 
     Its connection pool is as large as the sender's thread pool, which shares it.
     """
-    from botocore.config import Config
-
-    return boto3.client("dynamodb", config=Config(max_pool_connections=MAX_POOL_CONNECTIONS))
+    return aws.client("dynamodb", max_pool_connections=MAX_POOL_CONNECTIONS)
 
 
 def serialize(item: dict) -> dict:
@@ -82,8 +106,14 @@ def _chunks(seq: list, size: int):
 
 
 def backoff(attempt: int) -> None:
-    """Sleep before retry number ``attempt``: exponential, capped, with full jitter."""
-    time.sleep(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY))
+    """Sleep before retry number ``attempt``: exponential, capped, with full jitter; ``OutOfTime``
+    instead when the budget leaves no room for the wait and one more call."""
+    retry.pause(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY), then=aws.ATTEMPT_SECONDS)
+
+
+def _can_be_key(value: str) -> bool:
+    """Whether ``value`` can be a string key at all (longer ones match nothing; DynamoDB refuses to look)."""
+    return len(value.encode("utf-8", "surrogatepass")) <= MAX_HASH_KEY_BYTES
 
 
 def _until_processed(call, request: dict, leftover: str, what: str):
@@ -109,7 +139,7 @@ def batch_get(table: str, key_name: str, keys: Iterable[str], *, attributes: Ite
     ``attributes``: read only these (and the key), not whole items.
     """
     dynamodb = dynamodb or client()
-    wanted = list(dict.fromkeys(k for k in keys if k))
+    wanted = list(dict.fromkeys(k for k in keys if k and _can_be_key(k)))
     found: dict[str, dict] = {}
     projection = {}
     if attributes:
@@ -125,20 +155,41 @@ def batch_get(table: str, key_name: str, keys: Iterable[str], *, attributes: Ite
     return found
 
 
-def batch_put(table: str, items: Iterable[dict], key_names: tuple[str, ...], *, dynamodb=None) -> int:
-    """Put ``items`` into ``table``, 25 per call; returns how many were written.
+def batch_put(table: Table, items: Iterable[dict], *, dynamodb=None) -> int:
+    """Put ``items`` into ``table`` (named by its ``TABLE_<NAME>``), 25 per call; returns how many were written.
 
     Items repeating a key within the call are written once (the last one wins),
-    since BatchWriteItem refuses a request that names a key twice.
+    since BatchWriteItem refuses a request that names a key twice. Items that
+    can never be stored are not written; once the others are, ``Unstorable``
+    says which and why.
     """
     dynamodb = dynamodb or client()
-    unique = {tuple(item[k] for k in key_names): item for item in items}
-    for chunk in _chunks(list(unique.values()), WRITE_CHUNK):
-        request = {table: [{"PutRequest": {"Item": serialize(item)}} for item in chunk]}
+    name, checked = os.environ[table.env_var], declared(table)
+    unique = {tuple(item.get(k) for k in table.key_names): item for item in items}
+    refused, storable = [], []
+    for item in unique.values():
+        reason = checked.key_problem(item)
+        try:
+            serialized = None if reason else serialize(item)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            reason = f"a value DynamoDB cannot store ({type(exc).__name__})"
+        if reason:
+            refused.append(Refusal(item, reason))
+        else:
+            storable.append((item, serialized))
+
+    def write(part):
+        request = {name: [{"PutRequest": {"Item": serialized}} for _item, serialized in part]}
         for _response in _until_processed(dynamodb.batch_write_item, request, "UnprocessedItems",
-                                          f"BatchWriteItem on {table}: items"):
+                                          f"BatchWriteItem on {name}: items"):
             pass
-    return len(unique)
+
+    for chunk in _chunks(storable, WRITE_CHUNK):
+        refused += [Refusal(item, f"DynamoDB refused it ({aws.error_code(exc)})", str(exc)[:1000])
+                    for (item, _serialized), exc in aws.isolate(chunk, write)]
+    if refused:
+        raise Unstorable(refused)
+    return len(storable)
 
 
 TRANSACT_CHUNK = 100
@@ -186,11 +237,11 @@ def query_each(table: str, index: str, key_name: str, values: Iterable[str], *, 
     """Items of ``table`` whose string ``key_name`` equals each value, through ``index``.
 
     One Query per distinct value (DynamoDB has no batched Query): callers bound
-    how many values they pass.
+    how many values they pass. A value too long to be a key finds nothing.
     """
     dynamodb = dynamodb or client()
     found: dict[str, list[dict]] = {}
-    for value in dict.fromkeys(v for v in values if v):
+    for value in dict.fromkeys(v for v in values if v and _can_be_key(v)):
         response = dynamodb.query(
             TableName=table, IndexName=index, KeyConditionExpression="#k = :v",
             ExpressionAttributeNames={"#k": key_name}, ExpressionAttributeValues={":v": {"S": value}},

@@ -46,14 +46,32 @@ def register_sinks(register):
 
     Call ``register(name, write, idempotent=True)``. ``write(records)`` receives
     the list of records of one webhook batch (every accepted, not yet processed
-    event, in the order received; see ``handlers.records`` for the keys) and
-    stores them. Raising means "not stored": the webhook answers 5xx and
-    SendGrid posts the batch again, so ``write`` must make a repeated write of
-    the same record harmless. A sink that cannot (a notification) registers with
-    ``idempotent=False``; the core then hands it only records it has claimed
-    for that sink, so no record reaches it twice; if it stored only some,
-    it raises ``handlers.delivery.PartiallyWritten(stored_event_ids)`` and
-    only the others are offered again.
+    event, in the order received; see ``handlers.reconcile`` for the keys) and
+    stores them. What it may say (``handlers.delivery``):
+
+    - return: every record is stored.
+    - raise ``Rejected(reasons)`` (eventId -> why; or ``Rejected(ids, why)``):
+      every record is stored except those, which it can never store (a key
+      over DynamoDB's size limit, a message over SNS's): the core keeps them
+      in the ``rejects`` table (one row per event and sink, with the reason
+      and the raw event) and marks them processed, and the batch is answered
+      2xx. Name the field or limit in the reason, never the value (reasons are
+      logged); ``details=`` (eventId -> the service's words) is kept with the
+      reject, not logged. A sink writing one row per record into a DynamoDB
+      table gets this from ``handlers.delivery.put_rows``: it checks every key
+      the table declarations name (other plugins' indexes included) before
+      writing and isolates any other item DynamoDB refuses.
+    - raise anything else: "not stored, for now" (throttling, timeouts, a
+      service down): the webhook answers 5xx and SendGrid posts the batch
+      again, so ``write`` must make a repeated write of the same record
+      harmless.
+
+    A sink that cannot repeat a write harmlessly (a notification) registers
+    with ``idempotent=False``; the core then hands it only records it has
+    claimed for that sink, so no record reaches it twice; if it stored only
+    some, it raises ``handlers.delivery.PartiallyWritten(stored_event_ids,
+    rejected=...)`` and only the others are offered again. Every wait inside
+    ``write`` should go through ``handlers.retry.pause`` (the time budget).
     """
 
 
@@ -102,7 +120,7 @@ def stack_settings(config):
     once per enabled plugin, after the core's keys are checked and before any
     resource is declared. ``config`` is the stack's ``pulumi.Config``
     (namespace ``sendgrid-events``). Read every key with ``infra.config``'s
-    helpers (``integer``, ``boolean``, ``string_list``, ``public_keys``),
+    helpers (``string``, ``integer``, ``boolean``, ``string_list``, ``public_keys``),
     imported inside the function body: a missing or invalid value raises
     ``infra.config.ConfigError`` naming the key, and nothing is made. The
     return value (any object; None is fine) is what the plugin's

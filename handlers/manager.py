@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import os
@@ -16,7 +17,7 @@ from typing import Callable, Iterable
 import pluggy
 
 from handlers import hookspecs
-from handlers.tables import CORE_TABLES, Table, combine
+from handlers.tables import CORE_TABLES, Table, combine, declare
 
 # Built-in plugins: name -> module path. Adding one is adding a line here.
 BUILTIN_PLUGINS = {
@@ -97,11 +98,12 @@ def known_plugins() -> dict[str, Callable[[], object]]:
     return known
 
 
-def build(names: Iterable[str] | str | None = None) -> Plugins:
+def build(names: Iterable[str] | str | None = None, source: str = "ENABLED_PLUGINS") -> Plugins:
     """A fresh plugin manager with exactly ``names`` registered.
 
     ``names`` may be a comma-separated string (as in ``ENABLED_PLUGINS``), an
-    iterable, or None for the defaults. Unknown names fail loudly.
+    iterable, or None for the defaults. Unknown names fail loudly, naming
+    ``source`` (where the list came from) and the closest known names.
     """
     if names is None or isinstance(names, str):
         names = parse_names(names)
@@ -109,13 +111,22 @@ def build(names: Iterable[str] | str | None = None) -> Plugins:
     known = known_plugins()
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise PluginError(f"unknown plugin(s) {', '.join(unknown)} in ENABLED_PLUGINS; "
-                          f"known plugins: {', '.join(sorted(known))}")
+        raise PluginError(unknown_message(unknown, sorted(known), source))
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in names:
         pm.register(known[name](), name=name)
     return _collect(Plugins(names=names, pm=pm))
+
+
+def unknown_message(unknown: list[str], known: list[str], source: str) -> str:
+    """``unknown plugin 'bounc' in <source> (did you mean 'bounce'?); known plugins: ...``."""
+    def named(name: str) -> str:
+        close = difflib.get_close_matches(name, known, n=1)
+        return f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+    return (f"unknown plugin{'s' if len(unknown) > 1 else ''} {', '.join(named(n) for n in unknown)} in {source}; "
+            f"known plugins: {', '.join(known)}")
 
 
 def _collect(plugins: Plugins) -> Plugins:
@@ -148,6 +159,7 @@ def _collect(plugins: Plugins) -> Plugins:
         plugins.tables = combine(declared)
     except ValueError as exc:
         raise PluginError(str(exc)) from None
+    declare(plugins.tables.values())  # writes are checked against every index any plugin declared
     return plugins
 
 

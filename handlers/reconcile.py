@@ -77,7 +77,7 @@ def problem(event) -> str | None:
     if not isinstance(event.get("email"), str) or not event["email"]:
         return "event has no 'email'"
     if _timestamp(event.get("timestamp")) is None:
-        return f"event has no numeric 'timestamp' (got {event.get('timestamp')!r:.100})"
+        return f"event's 'timestamp' is not a whole number of seconds from 0 to {MAX_TIMESTAMP}"
     for name in ID_FIELDS:
         value = event.get(name)
         if value is not None and not (isinstance(value, str) and len(value.encode("utf-8", "replace")) <= MAX_ID_BYTES):
@@ -86,17 +86,22 @@ def problem(event) -> str | None:
 
 
 def _timestamp(value) -> int | None:
-    """A Unix time (seconds, 0 up to ``MAX_TIMESTAMP``) from a number or a string of digits."""
+    """A Unix time in whole seconds, 0 up to ``MAX_TIMESTAMP``, from an integer, an integral float or a
+    string of digits; None for anything else (negative, fractional, not finite, ...): such an event is
+    rejected, never stored with another time than it said."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            return None
+        value = int(value)
     if isinstance(value, str):
         value = value.strip()
         if not (value.isascii() and value.isdigit() and len(value) <= 12):
             return None
-    if isinstance(value, (int, float, str)) and 0 <= int(value) <= MAX_TIMESTAMP:
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_TIMESTAMP:
+        return value
     return None
 
 
@@ -183,8 +188,9 @@ def reconcile(events: list, event_types: Mapping[str, EventType],
     for event in accepted:
         try:
             outcome.records.append(build_record(event, event_types[event["event"]], sent_log, by_mail_id))
-        except Exception as exc:  # a plugin's fields() failed on this event
-            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a plugin's fields() failed on this event: its message may hold a value
+            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}",
+                                          detail=str(exc)[:1000]))
     return outcome
 
 
@@ -218,12 +224,17 @@ def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict
     return record
 
 
-def reject(event, reason: str) -> dict:
-    """A record of an event that could not be processed, keeping its raw JSON."""
+def reject(event, reason: str, detail: str | None = None) -> dict:
+    """A record of an event that could not be processed, keeping its raw JSON.
+
+    ``reason`` is logged: it names the field or limit, never the value.
+    ``detail`` (the words of whatever failed, which may quote the value) is
+    kept in the rejects table only.
+    """
     raw = json.dumps(event, ensure_ascii=False, default=str)
     try:
         data = raw.encode()
     except UnicodeEncodeError:  # lone surrogates (JSON allows them, UTF-8 does not): keep them escaped
         raw = json.dumps(event, default=str)
         data = raw.encode()
-    return {"eventId": "sha256:" + hashlib.sha256(data).hexdigest(), "reason": reason, "raw": raw}
+    return {"eventId": "sha256:" + hashlib.sha256(data).hexdigest(), "reason": reason, "raw": raw, "detail": detail}

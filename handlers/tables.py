@@ -8,11 +8,17 @@ drift. Plugins add theirs through the ``register_tables`` hook.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Iterable, Mapping
 
 # The functions that can be granted access to a table.
 SENDER = "sender"
 WEBHOOK = "webhook"
+
+# DynamoDB's limits on a key value, in bytes (UTF-8 for strings): a partition (hash) key, a sort (range) key.
+MAX_HASH_KEY_BYTES = 2048
+MAX_RANGE_KEY_BYTES = 1024
+_PYTHON_TYPES = {"S": (str,), "N": (int, float, Decimal), "B": (bytes, bytearray)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,45 @@ class Table:
 
     def attribute_type(self, name: str) -> str:
         return self.attribute_types.get(name, "S")
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """The primary key's attributes (hash, then range)."""
+        return tuple(n for n in (self.hash_key, self.range_key) if n)
+
+    def key_problem(self, item: Mapping) -> str | None:
+        """Why DynamoDB would refuse ``item`` for one of this table's keys or index keys, or None.
+
+        Checks every key attribute the declaration names (its own and every
+        index's): present (an index key may be absent: the item is then not
+        in that index), of the declared type, not empty, and within
+        DynamoDB's size limit. The text names the attribute and its size,
+        never its value.
+        """
+        keys = [(self.hash_key, "partition key", MAX_HASH_KEY_BYTES, True),
+                (self.range_key, "sort key", MAX_RANGE_KEY_BYTES, True)]
+        for index in self.indexes:
+            keys += [(index.hash_key, f"partition key of index {index.name}", MAX_HASH_KEY_BYTES, False),
+                     (index.range_key, f"sort key of index {index.name}", MAX_RANGE_KEY_BYTES, False)]
+        for name, role, limit, required in keys:
+            if not name:
+                continue
+            value = item.get(name)
+            if value is None:
+                if required:
+                    return f"'{name}' ({role}) is missing"
+                continue
+            kind = self.attribute_type(name)
+            if isinstance(value, bool) or not isinstance(value, _PYTHON_TYPES[kind]):
+                return f"'{name}' ({role}) is not of type {kind}"
+            if kind == "N":
+                continue  # numbers: DynamoDB's 38 digits are checked when the item is serialized
+            size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else len(value)
+            if not size:
+                return f"'{name}' ({role}) is empty"
+            if size > limit:
+                return f"'{name}' ({role}) is {size} bytes, over DynamoDB's {limit}"
+        return None
 
     def merged(self, other: "Table") -> "Table":
         """This table with the indexes and access ``other`` adds to it."""
@@ -121,6 +166,32 @@ def combine(tables: Iterable[Table]) -> dict[str, Table]:
         else:
             result[table.name] = table
     return result
+
+
+# The declarations in force in this process (a Lambda runs one plugin set): table name -> every
+# index declared for it, whichever plugin declared it (``declare`` is called as plugins are loaded).
+_declared: dict[str, Table] = {}
+
+
+def declare(tables: Iterable[Table]) -> None:
+    """Remember ``tables`` (merged declarations) so writes are checked against every declared index."""
+    for table in tables:
+        known = _declared.get(table.name)
+        try:
+            _declared[table.name] = known.merged(table) if known else table
+        except ValueError:  # declared again with other keys: the newer declaration wins
+            _declared[table.name] = table
+
+
+def declared(table: Table) -> Table:
+    """``table`` with the indexes other declarations in this process add to it (``declare``)."""
+    known = _declared.get(table.name)
+    if known is None or known is table:
+        return table
+    try:
+        return table.merged(known)
+    except ValueError:
+        return table
 
 
 def create_table_request(table: Table, physical_name: str) -> dict:

@@ -10,9 +10,15 @@ re-posts on anything but 2xx, for 24 hours):
   rejects (``rejects`` table, raw JSON and reason), duplicates skipped.
 - 403: not signed by a configured key. 400 / 413: not a batch of events.
   Nothing is written for either, whatever the body holds.
-- 503: storing failed (DynamoDB, a sink) or another delivery is handling the
-  same events: SendGrid's retry finishes the work, without repeating what
-  this attempt did.
+- 503: storing failed for a transient reason (DynamoDB, a sink: throttling,
+  timeouts, errors, or the time budget ran out) or another delivery is
+  handling the same events: SendGrid's retry finishes the work, without
+  repeating what this attempt did. An event a sink can never store is a
+  reject, not a 503 (``handlers.delivery.Rejected``).
+
+Every answer comes within ``ANSWER_SECONDS`` (API Gateway gives up at 29 s):
+the handler runs inside a time budget (``handlers.retry.budget``) that every
+retry loop and AWS call below it respects.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import binascii
 import json
 import logging
 import os
+import re
 import time
+from collections import Counter
 from typing import Callable
 
-from handlers import delivery, dynamo, signature
+from handlers import aws, delivery, dynamo, retry, signature
 from handlers.manager import Plugins, enabled_plugins
 from handlers.reconcile import reconcile, reject
 from handlers.tables import REJECTS, SENT_LOG
@@ -37,6 +45,9 @@ MAX_BODY_BYTES = 1024 * 1024  # SendGrid posts at most 768 KB
 MAX_EVENT_BYTES = 64 * 1024  # a SendGrid event is a few hundred bytes; a record must fit in a 400 KB item
 MAX_EVENT_DEPTH = 24  # DynamoDB stores maps and lists nested 32 deep; records add a level or two
 MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut, ``rawLength`` says how much)
+EVENT_TYPE_NAME = re.compile(r"[a-z_]{1,40}")  # what an event type logged by name looks like
+ANSWER_SECONDS = 20.0  # every answer, 503 included, within this (API Gateway waits 29 s)
+MARGIN_SECONDS = 1.0  # of it, kept for building the answer; and kept from Lambda's own remaining time
 
 
 class BadRequest(ValueError):
@@ -140,7 +151,14 @@ def reject_row(rejected: dict) -> dict:
         "reason": rejected["reason"][:1000],
         "raw": raw[:MAX_REJECT_CHARS],
         "rawLength": len(raw),
+        "sink": rejected.get("sink"),
+        "detail": (rejected.get("detail") or "")[:1000] or None,
     }
+
+
+def keep_rejects(rejects: list[dict]) -> None:
+    if rejects:
+        dynamo.batch_put(REJECTS, [reject_row(r) for r in rejects])
 
 
 def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
@@ -167,23 +185,30 @@ def receive(body: bytes, plugins: Plugins) -> dict:
             storable.append(event)
     outcome = reconcile(storable, plugins.event_types, lookup_sent_log, lookup_sent_log_by_mail_id)
     rejects += outcome.rejects
-    if rejects:
-        dynamo.batch_put(os.environ[REJECTS.env_var], [reject_row(r) for r in rejects], (REJECTS.hash_key,))
-    report = delivery.deliver(outcome.records, plugins.sinks)
-    ignored = sum(outcome.ignored.values())
+    keep_rejects(rejects)
+    report = delivery.deliver(outcome.records, plugins.sinks, keep_rejects)
+    accepted = [r for r in report.fresh if r["eventId"] not in report.refused]
     counts = {
         "received": len(events),
-        "accepted": len(report.fresh),
+        "accepted": len(accepted),
         "duplicates": report.duplicates,
-        "ignored": ignored,
-        "rejected": len(rejects),
-        "orphans": sum(1 for r in report.fresh if not r["matched"]),
+        "ignored": sum(outcome.ignored.values()),
+        "rejected": len(rejects) + len(report.refused),
+        "orphans": sum(1 for r in accepted if not r["matched"]),
     }
-    ignored_types = dict(outcome.ignored.most_common(20))
-    log.info(json.dumps({"message": "webhook batch", **counts,
-                         "ignoredTypes": {k[:64]: v for k, v in ignored_types.items()},
+    rejects += report.rejected
+    log.info(json.dumps({"message": "webhook batch", **counts, "ignoredTypes": loggable(outcome.ignored),
                          "rejectReasons": sorted({r["reason"][:120] for r in rejects})[:10]}))
     return counts
+
+
+def loggable(types: Counter) -> dict[str, int]:
+    """Ignored event types for the log: names as SendGrid's look; anything else (a sender may post an
+    address as a type) is counted as ``(other)``."""
+    named = Counter()
+    for name, count in types.items():
+        named[name if EVENT_TYPE_NAME.fullmatch(name) else "(other)"] += count
+    return dict(named.most_common(20))
 
 
 def _refused(status: int, error: str, **extra) -> dict:
@@ -191,26 +216,41 @@ def _refused(status: int, error: str, **extra) -> dict:
     return response(status, {"error": error})
 
 
+def misconfigured(what: str, exc: Exception, logger: logging.Logger) -> dict:
+    """503 for a broken setting: the log names the variable (the operator's), the answer does not."""
+    logger.error(json.dumps({"message": f"{what} is misconfigured", "status": 503, "error": str(exc)}))
+    return response(503, {"error": f"the {what} is misconfigured; it will accept the request once fixed"})
+
+
 def lambda_handler(event, context):
-    return handle(event)
+    return handle(event, context=context)
 
 
-def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins) -> dict:
+def budget_seconds(context) -> float:
+    """The seconds this invocation may work: ``ANSWER_SECONDS`` less the margin, or less if Lambda has less."""
+    seconds = ANSWER_SECONDS - MARGIN_SECONDS
+    if context is not None:
+        seconds = min(seconds, context.get_remaining_time_in_millis() / 1000 - MARGIN_SECONDS)
+    return seconds
+
+
+def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, context=None) -> dict:
     """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
     try:
         body = raw_body(event)
         signature.verify(body, event.get("headers"), signature.settings(), time.time())
-        counts = receive(body, plugins())
+        with retry.budget(budget_seconds(context)):
+            counts = receive(body, plugins())
     except signature.Forbidden as exc:
         return _refused(403, str(exc))
     except BadRequest as exc:
         return _refused(exc.status, str(exc))
     except signature.ConfigurationError as exc:
-        return _refused(503, f"webhook is misconfigured: {exc}")
+        return misconfigured("webhook", exc, log)
     except delivery.Busy as exc:
         return _refused(503, str(exc))
-    except Exception as exc:  # DynamoDB, a sink: not stored, SendGrid will post the batch again
+    except Exception as exc:  # DynamoDB, a sink, the time budget: not stored, SendGrid posts the batch again
         log.error(json.dumps({"message": "webhook batch not stored", "status": 503,
-                              "error": type(exc).__name__, "detail": str(exc)[:300]}))
+                              "error": type(exc).__name__, "code": aws.error_code(exc)}))
         return response(503, {"error": "the batch could not be stored; it will be accepted on retry"})
     return response(200, counts)

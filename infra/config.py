@@ -122,10 +122,16 @@ def integer(config: pulumi.Config, key: str, default: int, minimum: int = 0, max
     return number
 
 
-def _choice(config: pulumi.Config, key: str, default: str, choices) -> str:
-    value = _raw(config, key) or default
-    if value not in choices:
+def string(config: pulumi.Config, key: str, default: str, *, choices: tuple[str, ...] = (),
+           pattern: str | None = None, what: str = "") -> str:
+    """A string config value (also for plugins' keys): one of ``choices``, or matching ``pattern``
+    (a regular expression; ``what`` says in words what it must look like), else a ``ConfigError``."""
+    value = _raw(config, key)
+    value = default if value is None else value
+    if choices and value not in choices:
         raise ConfigError(key, f"must be one of {', '.join(choices)}, not {value!r}")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise ConfigError(key, f"must be {what or f'like {pattern}'}, not {value!r}")
     return value
 
 
@@ -197,7 +203,7 @@ def _table_prefix(config: pulumi.Config) -> str:
 def _plugins(config: pulumi.Config) -> tuple[str, ...]:
     names = string_list(config, "plugins", list(manager.DEFAULT_PLUGINS))
     try:
-        return manager.build(names).names
+        return manager.build(names, source="the stack's plugin list").names
     except manager.PluginError as exc:
         raise ConfigError("plugins", str(exc)) from None
 
@@ -252,8 +258,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
         point_in_time_recovery=boolean(config, "pointInTimeRecovery", True),
         sent_log_ttl_days=integer(config, "sentLogTtlDays", 400),
         log_retention_days=_log_retention(config),
-        architecture=_choice(config, "architecture", "arm64", tuple(ARCHITECTURES)),
-        runtime=_choice(config, "runtime", "python3.12", RUNTIMES),
+        architecture=string(config, "architecture", "arm64", choices=tuple(ARCHITECTURES)),
+        runtime=string(config, "runtime", "python3.12", choices=RUNTIMES),
         throttle_rate_limit=integer(config, "throttleRateLimit", 50, minimum=1),
         throttle_burst_limit=integer(config, "throttleBurstLimit", 100, minimum=1),
         stream_max_retries=integer(config, "streamMaximumRetryAttempts", 5, minimum=0, maximum=10000),

@@ -21,9 +21,10 @@ import os
 import time
 
 from handlers import dynamo
+from handlers.delivery import put_rows
 from handlers.env import Var
 from handlers.hookspecs import hookimpl
-from handlers.tables import WEBHOOK, Table
+from handlers.tables import WEBHOOK, Table, declared
 
 STORED_EVENTS = frozenset({"bounce", "dropped"})
 
@@ -54,17 +55,27 @@ def row(record: dict, now: float) -> dict:
 
 
 def write(records: list[dict], events=STORED_EVENTS) -> None:
-    now = time.time()
-    newest = {}
+    """Store the newest storable row of each message; ``Rejected`` names the records whose row never can be.
+
+    A row DynamoDB would refuse (an address too long for another plugin's
+    index key, ...) is set aside before the newest is chosen, so it never
+    hides a storable one.
+    """
+    now, checked = time.time(), declared(BOUNCE)
+    newest, rejected = {}, {}
     for record in sorted(records, key=lambda r: r["timestamp"]):
         if record["event"] in events:
-            newest[record["fullMessageId"]] = row(record, now)
-    if not newest:
-        return
-    table = os.environ[BOUNCE.env_var]
-    stored = dynamo.batch_get(table, BOUNCE.hash_key, newest, attributes=("timestamp",))
-    rows = [item for key, item in newest.items() if stored.get(key, {}).get("timestamp", 0) <= item["timestamp"]]
-    dynamo.batch_put(table, rows, (BOUNCE.hash_key,))
+            item = row(record, now)
+            problem = checked.key_problem(item)
+            if problem:
+                rejected[record["eventId"]] = problem
+            else:
+                newest[record["fullMessageId"]] = (record["eventId"], item)
+    if newest:
+        stored = dynamo.batch_get(os.environ[BOUNCE.env_var], BOUNCE.hash_key, newest, attributes=("timestamp",))
+        newest = {key: pair for key, pair in newest.items()
+                  if stored.get(key, {}).get("timestamp", 0) <= pair[1]["timestamp"]}
+    put_rows(BOUNCE, dict(newest.values()), rejected)
 
 
 @hookimpl

@@ -2,7 +2,10 @@
 
 A request goes through: its size and body (API Gateway base64-encodes a
 multipart body; ``handlers.webhook.raw_body`` decodes it), its signature
-(``handlers.signature``, with the ``INBOUND_*`` settings), then S3: the body
+(``handlers.signature``, with the ``INBOUND_*`` settings), its form (parsed
+and checked before anything is stored: a post that is not SendGrid's form is
+a 400, never stored, so no hook fails on it and no retry stores it again),
+then S3: the body
 exactly as received, under ``<YYYY>/<MM>/<DD>/<HHMMSS>.<mmm>Z-<request id>``
 (the request's time, UTC, and API Gateway's request id), with metadata
 ``form-content-type`` (the request's Content-Type: the form's boundary) and
@@ -11,8 +14,9 @@ enabled plugins' ``inbound_mail`` hook. What it answers (SendGrid posts again
 after a 5xx, for up to 3 days, and drops the mail after a 4xx):
 
 - 200 ``{"stored": key}``: the object is stored and every hook returned.
-- 400 empty or malformed body, 413 over ``MAX_BODY_BYTES``, 403 not signed by
-  a configured key: nothing stored.
+- 400 empty or malformed body (not a multipart form, ``attachments`` not a
+  count, ``charsets`` not an object of names), 413 over ``MAX_BODY_BYTES``,
+  403 not signed by a configured key: nothing stored.
 - 503: storing failed, a hook raised, or the settings are wrong: the retry is
   stored anew (so a hook failure leaves two objects of one mail).
 """
@@ -28,7 +32,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -37,7 +41,7 @@ import boto3
 
 from handlers import signature
 from handlers.manager import enabled_plugins
-from handlers.webhook import BadRequest, raw_body, response
+from handlers.webhook import BadRequest, misconfigured, raw_body, response
 from plugins.inbound import (INBOUND_ALLOW_UNSIGNED_INSECURE, INBOUND_BUCKET, INBOUND_MAX_AGE_SECONDS,
                              INBOUND_PUBLIC_KEYS)
 
@@ -63,27 +67,30 @@ class StoredMail:
     content_type: str
     received_at: datetime
     signed: bool
+    parsed: dict = field(default=None, compare=False, repr=False)
 
     def form(self) -> dict[str, str | bytes]:
         """The multipart form SendGrid posted: text fields as ``str`` (in the charsets its ``charsets``
-        field names), uploaded files (attachments) as ``bytes``. Raises ValueError when it is not one."""
-        return parse_form(self.body, self.content_type)
+        field names), uploaded files (attachments) as ``bytes``. Raises ValueError when it is not one
+        (never for a mail the function stored: it checked the form first)."""
+        return dict(self.parsed) if self.parsed is not None else parse_form(self.body, self.content_type)
 
 
 def parse_form(body: bytes, content_type: str) -> dict[str, str | bytes]:
+    """SendGrid's form, checked: multipart with named fields, ``charsets`` a JSON object of names,
+    ``attachments`` a count. Raises ValueError saying which (never quoting a value)."""
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n"
                                                   + body)
     if not message.is_multipart():
-        raise ValueError(f"not a multipart form: {content_type[:100]!r}")
+        raise ValueError("not a multipart form")
     parts = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name is not None:
             parts[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
-    try:
-        charsets = json.loads(parts["charsets"][1]) if "charsets" in parts else {}
-    except ValueError:
-        charsets = {}
+    if not parts:
+        raise ValueError("a form without fields")
+    charsets = _charsets(parts["charsets"][1]) if "charsets" in parts else {}
     form = {}
     for name, (filename, data) in parts.items():
         if filename is not None:
@@ -93,7 +100,24 @@ def parse_form(body: bytes, content_type: str) -> dict[str, str | bytes]:
             form[name] = data.decode(charsets.get(name) or "utf-8", errors="replace")
         except LookupError:  # a charset Python does not know
             form[name] = data.decode("utf-8", errors="replace")
+    if "attachments" in form and not _is_count(form["attachments"]):
+        raise ValueError("'attachments' is not a count")
     return form
+
+
+def _charsets(data: bytes) -> dict[str, str]:
+    try:
+        charsets = json.loads(data)
+    except ValueError:
+        charsets = None
+    if not (isinstance(charsets, dict) and all(isinstance(v, str) for v in charsets.values())):
+        raise ValueError("'charsets' is not a JSON object of charset names")
+    return charsets
+
+
+def _is_count(value: str | bytes) -> bool:
+    value = value.strip()
+    return value.isascii() and value.isdigit() and len(value) <= 9
 
 
 @functools.cache
@@ -143,12 +167,16 @@ def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
     except BadRequest as exc:
         return _refused(exc.status, str(exc))
     except signature.ConfigurationError as exc:
-        return _refused(503, f"inbound receiver is misconfigured: {exc}")
+        return misconfigured("inbound receiver", exc, log)
 
     key, at = object_key(event, context)
     content_type = signature.header(event.get("headers"), "Content-Type") or ""
     if not _CONTENT_TYPE.match(content_type):
         content_type = "application/octet-stream"
+    try:
+        form = parse_form(body, content_type)
+    except ValueError as exc:  # not stored: no hook can fail on it, no retry stores it again
+        return _refused(400, f"body is not an Inbound Parse form: {exc}")
     try:
         bucket = os.environ[INBOUND_BUCKET.name]
         client().put_object(
@@ -157,7 +185,7 @@ def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
             Metadata={"form-content-type": content_type, "signed": "true" if signed else "false"})
     except Exception as exc:  # S3, a missing setting: not stored, SendGrid posts it again
         return _failed("stored", exc)
-    mail = StoredMail(bucket, key, body, content_type, at, signed)
+    mail = StoredMail(bucket, key, body, content_type, at, signed, form)
     try:
         plugins().hook.inbound_mail(mail=mail)
     except Exception as exc:

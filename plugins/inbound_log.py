@@ -32,7 +32,7 @@ def summary(mail) -> dict:
         "signed": mail.signed,
         "fields": sorted(form),
         "recipients": len(recipients) if isinstance(recipients, list) else None,
-        "attachments": int(form["attachments"]) if str(form.get("attachments", "")).isdigit() else 0,
+        "attachments": int(form.get("attachments") or 0),  # a count: the inbound function checked it
         "raw": "email" in form,
         "spf": form.get("SPF"),
         "spamScore": form.get("spam_score"),

@@ -5,7 +5,17 @@ about. Each notification has a readable subject (``SendGrid bounce:
 nobody@example.com - Invalid Address``), the record as a JSON body and message
 attributes for subscription filter policies: ``event``, ``type`` and
 ``bounceClassification`` (when the event has them). Published with
-PublishBatch, ten per call, failed entries retried.
+PublishBatch: at most ten entries and 256 KiB (bodies and attributes) per
+call; entries SNS failed on its side are retried inside the time budget. A
+notification SNS can never take (over 256 KiB even as compact JSON, or
+refused as an invalid parameter) is reported as ``Rejected``: its event goes
+to the rejects table and the rest of the batch is answered 2xx.
+
+A PublishBatch whose answer is lost (a read timeout, a dropped connection)
+leaves unknown whether SNS published its entries; they count as not
+published, so SendGrid's retry (or botocore's own retry of that call)
+publishes them again: in that case a notification may arrive twice, never
+not at all.
 
 A notification cannot be taken back, so the sink registers with
 ``idempotent=False``: the core hands it each event once (webhook dedup).
@@ -20,22 +30,20 @@ import json
 import logging
 import os
 import re
-import time
 from datetime import datetime, timezone
 
-import boto3
-
-from handlers.delivery import PartiallyWritten
+from handlers import aws, retry
+from handlers.delivery import PartiallyWritten, Rejected
 from handlers.env import Var
 from handlers.hookspecs import hookimpl
-from handlers.retry import full_jitter
 
 log = logging.getLogger(__name__)
 
 SNS_TOPIC_ARN = Var("SNS_TOPIC_ARN", "The topic the sns plugin publishes to.")
 SNS_EVENTS = Var("SNS_EVENTS", "Comma-separated event types the sns plugin notifies about.", "bounce,dropped")
 
-BATCH = 10  # PublishBatch takes at most ten entries
+BATCH = 10  # PublishBatch takes at most ten entries ...
+MAX_BYTES = 256 * 1024  # ... whose bodies and attributes add up to 256 KiB at most; one message too
 ATTEMPTS = 5
 BASE_DELAY, MAX_DELAY = 0.05, 0.8  # seconds: backoff between PublishBatch retries
 SUBJECT_MAX = 99  # SNS: ASCII, no line breaks, under 100 characters
@@ -54,7 +62,7 @@ class NotPublished(RuntimeError):
 
 @functools.cache
 def client():
-    return boto3.client("sns")
+    return aws.client("sns")
 
 
 def notified_events() -> frozenset[str]:
@@ -74,8 +82,13 @@ def subject(record: dict) -> str:
 
 
 def body(record: dict) -> str:
+    """The record as JSON, indented for people; compact when indented it would be too long for SNS."""
     at = datetime.fromtimestamp(record["timestamp"], timezone.utc).isoformat()
-    return json.dumps({"time": at, **record}, ensure_ascii=False, indent=2, default=str)
+    data = {"time": at, **record}
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text
 
 
 def entry(entry_id: str, record: dict) -> dict:
@@ -90,50 +103,107 @@ def entry(entry_id: str, record: dict) -> dict:
     }
 
 
-def publish(topic_arn: str, entries: list[dict]) -> None:
-    """PublishBatch ``entries`` (at most ten); retry the ones SNS failed on its side."""
-    published: set[str] = set()
-    for attempt in range(ATTEMPTS):
-        response = client().publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
-        published |= {s["Id"] for s in response.get("Successful") or []}
-        failed = response.get("Failed") or []
-        refused = [f for f in failed if f.get("SenderFault")]
-        if refused:
-            raise NotPublished(f"SNS refused notifications: {refused}", published)
-        if not failed:
-            return
-        retry = {f["Id"] for f in failed}
-        entries = [e for e in entries if e["Id"] in retry]
-        time.sleep(full_jitter(attempt, BASE_DELAY, MAX_DELAY))
-    raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts", published)
+def size(entry_: dict) -> int:
+    """The bytes SNS counts for an entry: its body, subject and every attribute's name, type and value."""
+    parts = [entry_["Message"], entry_["Subject"]]
+    for name, value in entry_["MessageAttributes"].items():
+        parts += [name, value["DataType"], value["StringValue"]]
+    return sum(len(p.encode("utf-8", "surrogatepass")) for p in parts)
+
+
+def batches(entries: list[dict]):
+    """``entries`` in PublishBatch calls: at most ``BATCH`` entries and ``MAX_BYTES`` each, in order."""
+    batch, total = [], 0
+    for entry_ in entries:
+        n = size(entry_)
+        if batch and (len(batch) == BATCH or total + n > MAX_BYTES):
+            yield batch
+            batch, total = [], 0
+        batch.append(entry_)
+        total += n
+    if batch:
+        yield batch
+
+
+class Outcome:
+    """What PublishBatch calls did: entry ids published, and those SNS refused for good (id -> why)."""
+
+    def __init__(self):
+        self.published: set[str] = set()
+        self.refused: dict[str, tuple[str, str]] = {}
+
+    def publish(self, topic_arn: str, entries: list[dict]) -> None:
+        """PublishBatch ``entries``; retry the ones SNS failed on its side, inside the time budget.
+
+        An entry SNS refuses as invalid is recorded in ``refused``; one it
+        refuses otherwise (its KMS key, authorization: the topic's trouble,
+        not the entry's), or still failing after the last attempt, raises
+        ``NotPublished``. A whole request refused as invalid raises that
+        error (``aws.isolate`` splits the batch).
+        """
+        for attempt in range(ATTEMPTS):
+            response = client().publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+            self.published |= {s["Id"] for s in response.get("Successful") or []}
+            failed = response.get("Failed") or []
+            for f in failed:
+                if f.get("SenderFault") and f.get("Code") in aws.PERMANENT_CODES:
+                    self.refused[f["Id"]] = (f"SNS refused the notification ({f['Code']})", f.get("Message") or "")
+            trouble = [f["Code"] for f in failed if f.get("SenderFault") and f["Id"] not in self.refused]
+            if trouble:
+                raise NotPublished(f"SNS refused notifications: {sorted(set(trouble))}", self.published)
+            again = {f["Id"] for f in failed if f["Id"] not in self.refused}
+            if not again:
+                return
+            entries = [e for e in entries if e["Id"] in again]
+            if attempt < ATTEMPTS - 1:
+                retry.pause(retry.full_jitter(attempt, BASE_DELAY, MAX_DELAY), then=aws.ATTEMPT_SECONDS)
+        raise NotPublished(f"{len(entries)} notifications still failing after {ATTEMPTS} attempts", self.published)
 
 
 def write(records: list[dict]) -> None:
-    """Publish the notified records; when some fail, say which went out (``PartiallyWritten``).
+    """Publish the notified records.
 
-    The webhook then marks those done, so SendGrid's retry does not notify them again.
+    Records that need no notification are done at once. A notification SNS
+    can never take raises ``Rejected`` (after the others are published);
+    when publishing fails midway, ``PartiallyWritten`` says which went out,
+    so the webhook marks those done and SendGrid's retry does not notify
+    them again.
     """
     wanted = notified_events()
     chosen = [r for r in records if r["event"] in wanted]
     done = [r["eventId"] for r in records if r["event"] not in wanted]  # nothing to publish: done
     if not chosen:
         return
-    entries = [entry(str(i), r) for i, r in enumerate(chosen)]
-    topic_arn = os.environ[SNS_TOPIC_ARN.name]
+    entries, rejected, details = [], {}, {}
+    for i, record in enumerate(chosen):
+        entry_ = entry(str(i), record)
+        if size(entry_) > MAX_BYTES:
+            rejected[record["eventId"]] = f"notification is {size(entry_)} bytes, over SNS's {MAX_BYTES}"
+        else:
+            entries.append(entry_)
+    topic_arn, outcome = os.environ[SNS_TOPIC_ARN.name], Outcome()
     try:
-        for start in range(0, len(entries), BATCH):
-            chunk = entries[start:start + BATCH]
-            try:
-                publish(topic_arn, chunk)
-            except NotPublished as exc:
-                done += [chosen[int(i)]["eventId"] for i in exc.published]
-                raise
-            done += [chosen[int(e["Id"])]["eventId"] for e in chunk]
+        for batch in batches(entries):
+            for refused, exc in aws.isolate(batch, functools.partial(outcome.publish, topic_arn)):
+                outcome.refused[refused["Id"]] = (f"SNS refused the notification ({aws.error_code(exc)})",
+                                                  str(exc)[:1000])
     except Exception as exc:
-        if len(done) > len(records) - len(chosen):
-            raise PartiallyWritten(done, f"{len(done)} of {len(records)} records done: {exc}") from exc
-        raise
-    log.info(json.dumps({"message": "sns notifications", "published": len(entries)}))
+        failure = exc
+    else:
+        failure = None
+    for i, (reason, detail) in outcome.refused.items():
+        event_id = chosen[int(i)]["eventId"]
+        rejected[event_id], details[event_id] = reason, detail
+    if failure is not None:
+        done += [chosen[int(i)]["eventId"] for i in outcome.published]
+        if done or rejected:
+            raise PartiallyWritten(done, f"{len(done)} of {len(records)} records done: {failure}",
+                                   rejected=rejected, details=details) from failure
+        raise failure
+    log.info(json.dumps({"message": "sns notifications", "published": len(outcome.published),
+                         "rejected": len(rejected)}))
+    if rejected:
+        raise Rejected(rejected, details=details)
 
 
 @hookimpl

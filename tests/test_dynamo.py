@@ -1,17 +1,21 @@
-"""Batched DynamoDB I/O: chunking and the retry of unprocessed work (botocore Stubber:
-moto never hands work back unprocessed)."""
+"""Batched DynamoDB I/O: chunking, the retry of unprocessed work, items DynamoDB never takes
+(botocore Stubber: moto never hands work back unprocessed)."""
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
 from handlers import dynamo
+from handlers.tables import Index, Table
+
+T = Table("t", hash_key="id")
 
 
 @pytest.fixture
 def stubbed(monkeypatch):
     client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     monkeypatch.setattr(dynamo, "backoff", lambda attempt: None)
+    monkeypatch.setenv(T.env_var, "t")
     with Stubber(client) as stub:
         yield client, stub
         stub.assert_no_pending_responses()
@@ -45,7 +49,7 @@ def test_batch_put_writes_25_per_call_each_key_once_and_retries_unprocessed(stub
     stub.add_response("batch_write_item", {"UnprocessedItems": left}, {"RequestItems": ANY})
     stub.add_response("batch_write_item", {}, {"RequestItems": left})
     stub.add_response("batch_write_item", {}, {"RequestItems": ANY})
-    assert dynamo.batch_put("t", items, ("id",), dynamodb=client) == 30
+    assert dynamo.batch_put(T, items, dynamodb=client) == 30
 
 
 def test_work_still_unprocessed_after_every_attempt_raises(stubbed):
@@ -54,7 +58,7 @@ def test_work_still_unprocessed_after_every_attempt_raises(stubbed):
     for _ in range(dynamo.ATTEMPTS):
         stub.add_response("batch_write_item", {"UnprocessedItems": left}, {"RequestItems": left})
     with pytest.raises(dynamo.IncompleteBatch, match="still unprocessed"):
-        dynamo.batch_put("t", [{"id": "k"}], ("id",), dynamodb=client)
+        dynamo.batch_put(T, [{"id": "k"}], dynamodb=client)
 
 
 def test_batch_get_can_read_only_some_attributes(stubbed):
@@ -65,3 +69,71 @@ def test_batch_get_can_read_only_some_attributes(stubbed):
                       {"RequestItems": request})
     assert dynamo.batch_get("t", "id", ["a"], attributes=("timestamp",), dynamodb=client) == {
         "a": {"id": "a", "timestamp": 5}}
+
+
+def puts(*ids):
+    return {"t": [{"PutRequest": {"Item": {"id": {"S": i}}}} for i in ids]}
+
+
+def test_an_item_dynamodb_refuses_is_isolated_and_the_others_are_written(stubbed):
+    client, stub = stubbed
+    refuse = {"service_error_code": "ValidationException",
+              "service_message": "One or more parameter values were invalid: Item size has exceeded the maximum"}
+    stub.add_client_error("batch_write_item", expected_params={"RequestItems": puts("a", "b", "bad", "c")}, **refuse)
+    stub.add_response("batch_write_item", {}, {"RequestItems": puts("a", "b")})
+    stub.add_client_error("batch_write_item", expected_params={"RequestItems": puts("bad", "c")}, **refuse)
+    stub.add_client_error("batch_write_item", expected_params={"RequestItems": puts("bad")}, **refuse)
+    stub.add_response("batch_write_item", {}, {"RequestItems": puts("c")})
+    with pytest.raises(dynamo.Unstorable) as info:
+        dynamo.batch_put(T, [{"id": i} for i in ("a", "b", "bad", "c")], dynamodb=client)
+    [refusal] = info.value.refused
+    assert refusal.item == {"id": "bad"} and refusal.reason == "DynamoDB refused it (ValidationException)"
+    assert "Item size has exceeded" in refusal.detail
+
+
+def test_a_transient_error_is_not_taken_for_a_bad_item(stubbed):
+    client, stub = stubbed
+    stub.add_client_error("batch_write_item", "ProvisionedThroughputExceededException",
+                          expected_params={"RequestItems": puts("a", "b")})
+    with pytest.raises(client.exceptions.ProvisionedThroughputExceededException):
+        dynamo.batch_put(T, [{"id": "a"}, {"id": "b"}], dynamodb=client)
+
+
+def test_keys_over_their_limits_are_refused_before_any_call_naming_no_value(stubbed):
+    client, stub = stubbed
+    table = Table("t", hash_key="id", range_key="at", indexes=(Index("byAddress", "address"),))
+    long_address = "x" * 2049 + "@example.com"
+    items = [{"id": "ok", "at": "1", "address": "a@example.com"},
+             {"id": "long", "at": "1", "address": long_address},
+             {"id": "sort", "at": "é" * 513},           # 1026 bytes > 1024
+             {"id": "empty", "at": "1", "address": ""},
+             {"id": "typed", "at": "1", "address": 5},
+             {"id": "no-sort"},
+             {"id": "unindexed", "at": "2"}]            # no address: not in the index, fine
+    stub.add_response("batch_write_item", {}, {"RequestItems": ANY})
+    with pytest.raises(dynamo.Unstorable) as info:
+        dynamo.batch_put(table, items, dynamodb=client)
+    reasons = {r.item["id"]: r.reason for r in info.value.refused}
+    assert reasons == {
+        "long": f"'address' (partition key of index byAddress) is {len(long_address)} bytes, over DynamoDB's 2048",
+        "sort": "'at' (sort key) is 1026 bytes, over DynamoDB's 1024",
+        "empty": "'address' (partition key of index byAddress) is empty",
+        "typed": "'address' (partition key of index byAddress) is not of type S",
+        "no-sort": "'at' (sort key) is missing"}
+    assert not any("x" * 10 in r for r in reasons.values())
+
+
+def test_indexes_another_plugin_declares_are_checked_too(stubbed, monkeypatch):
+    from handlers import tables
+
+    client, stub = stubbed
+    monkeypatch.setitem(tables._declared, "t", Table("t", hash_key="id", indexes=(Index("byAddress", "address"),)))
+    with pytest.raises(dynamo.Unstorable):
+        dynamo.batch_put(T, [{"id": "a", "address": "y" * 3000}], dynamodb=client)
+
+
+def test_keys_too_long_to_exist_are_not_looked_up(stubbed):
+    client, stub = stubbed
+    stub.add_response("batch_get_item", {"Responses": {"t": []}}, {"RequestItems": keys("a")})
+    assert dynamo.batch_get("t", "id", ["a", "z" * 2049], dynamodb=client) == {}
+    assert dynamo.query_each("t", "byMail", "mailId", ["z" * 2049], dynamodb=client) == {}

@@ -4,6 +4,7 @@ import json
 import os
 
 import boto3
+import pytest
 
 from devstack.sendgrid import events_for
 from handlers import dynamo, sender, webhook
@@ -72,18 +73,24 @@ def test_rows_expire_after_history_ttl_days(stack, monkeypatch):
     assert bounced["expiresAt"] - bounced["timestamp"] > 86400
 
 
-def test_the_story_starts_with_the_sent_row_then_the_webhook_events(stack, sendgrid):
+@pytest.mark.parametrize("sendgrid_clock", [0, -1, -2])
+def test_the_story_starts_with_the_sent_row_then_the_webhook_events(stack, sendgrid, sendgrid_clock):
+    """SendGrid stamps ``processed`` when it takes the mail; the sender reads its clock after the answer, so
+    a second boundary between the two made the sent row a second later (it sorted after ``processed``)."""
     plugins = stack(f"{TYPES},dynamodb,history")
     item = seed_item("m1", [("alice@example.com", "Alice")])
     put_item("TABLE_MAIL_SENDER", item)
     sender.handle([stream_record(item)], plugins)
     [accepted] = sendgrid.accepted
+    [sent] = story(accepted.message_id)
+    accepted.at = sent["timestamp"] + sendgrid_clock  # SendGrid's stamp: the same second, or earlier
     events = events_for(accepted)
     post(plugins, list(reversed(events)))
 
     rows = story(accepted.message_id)
     assert [r["event"] for r in rows] == ["sent", "processed", "delivered"]
     assert rows[0]["mailId"] == "m1" and rows[0]["to"] == ["alice@example.com"]
+    assert rows[0]["timestamp"] == sent["timestamp"] >= rows[1]["timestamp"]
 
 
 def test_infrastructure_sets_the_ttl_env_from_config():

@@ -42,7 +42,11 @@ def form_body(fields: dict[str, str | tuple[str, bytes]], boundary: str = "xYzZY
 
 def parsed_mail() -> tuple[bytes, str]:
     """Inbound Parse's default (parsed) post: fields, and an attachment as a file."""
-    return form_body({
+    return form_body(parsed_form())
+
+
+def parsed_form() -> dict:
+    return {
         "headers": MIME.split(b"\r\n\r\n")[0].decode(),
         "to": "help@parse.example.com", "from": "Alice <alice@example.com>", "subject": "問い合わせ",
         "text": "Hello\r\n", "sender_ip": "192.0.2.1", "SPF": "pass", "spam_score": "0.1",
@@ -50,7 +54,7 @@ def parsed_mail() -> tuple[bytes, str]:
         "attachments": "1", "attachment-info": json.dumps({"attachment1": {"filename": "a.bin"}}),
         "charsets": json.dumps({"to": "UTF-8", "from": "UTF-8", "subject": "UTF-8", "text": "UTF-8"}),
         "attachment1": ("a.bin", ATTACHMENT),
-    })
+    }
 
 
 def raw_mail() -> tuple[bytes, str]:
@@ -143,9 +147,38 @@ def test_bad_requests_get_4xx_and_store_nothing(s3, event, status, error):
 
 
 def test_a_body_just_under_the_limit_is_stored(s3):
-    body = b"y" * inbound_handler.MAX_BODY_BYTES
-    assert handle(request(body, "multipart/form-data; boundary=x"))["statusCode"] == 200
+    def body_of(size: int) -> tuple[bytes, str]:
+        return form_body({"to": "help@parse.example.com", "attachments": "1", "attachment1": ("a", b"y" * size)})
+
+    body, content_type = body_of(inbound_handler.MAX_BODY_BYTES - len(body_of(0)[0]))
+    assert len(body) == inbound_handler.MAX_BODY_BYTES
+    assert handle(request(body, content_type))["statusCode"] == 200
     assert len(keys(s3)) == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (b"hello", "text/plain"),
+    lambda: (b"y" * 100, "multipart/form-data; boundary=x"),
+    lambda: form_body({**parsed_form(), "attachments": "\u00b2"}),  # a digit to str.isdigit, not to int()
+    lambda: form_body({**parsed_form(), "attachments": "two"}),
+    lambda: form_body({**parsed_form(), "charsets": '["UTF-8"]'}),
+    lambda: form_body({**parsed_form(), "charsets": "{"}),
+], ids=["not-multipart", "no-parts", "superscript-count", "word-count", "charsets-list", "charsets-not-json"])
+def test_a_signed_post_that_is_not_sendgrids_form_is_400_and_not_stored(s3, hook_plugin, make):
+    """Before, it was stored, then a hook failed on it: 503, and every retry stored another copy."""
+    body, content_type = make()
+    answer = handle(request(body, content_type), "inbound,inbound_log,hooktest")
+    assert answer["statusCode"] == 400 and "not an Inbound Parse form" in json.loads(answer["body"])["error"]
+    assert keys(s3) == [] and hook_plugin.seen == []
+
+
+def test_hooks_get_the_form_parsed_once_before_storing(s3, hook_plugin, monkeypatch):
+    calls = []
+    real = inbound_handler.parse_form
+    monkeypatch.setattr(inbound_handler, "parse_form", lambda *a: calls.append(1) or real(*a))
+    assert handle(request(*parsed_mail()), "inbound,inbound_log,hooktest")["statusCode"] == 200
+    [mail] = hook_plugin.seen
+    assert mail.form()["attachment1"] == ATTACHMENT and calls == [1]
 
 
 @pytest.mark.parametrize("make", [
@@ -180,10 +213,12 @@ def test_an_old_signature_is_refused_and_the_age_window_is_the_inbound_ones(s3, 
     assert handle(event)["statusCode"] == 200
 
 
-def test_a_bad_key_setting_is_a_503_naming_the_inbound_variable(s3, monkeypatch):
+def test_a_bad_key_setting_is_a_503_naming_the_inbound_variable_in_the_log_only(s3, monkeypatch, caplog):
     monkeypatch.setenv("INBOUND_PUBLIC_KEYS", "QUJDRA==")
-    answer = handle(request(*raw_mail()))
-    assert answer["statusCode"] == 503 and "INBOUND_PUBLIC_KEYS" in json.loads(answer["body"])["error"]
+    with caplog.at_level(logging.INFO):
+        answer = handle(request(*raw_mail()))
+    assert answer["statusCode"] == 503 and "misconfigured" in answer["body"] and "INBOUND" not in answer["body"]
+    assert "INBOUND_PUBLIC_KEYS" in caplog.text
 
 
 def test_s3_failure_is_a_503_and_the_retry_stores_the_mail(s3, monkeypatch):

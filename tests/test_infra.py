@@ -409,3 +409,22 @@ def test_pulumi_yaml_describes_every_config_key_the_program_reads(monkeypatch):
         assert spec.get("description"), key
     assert read == {f"{PROJECT}:{key}" for key in declared}
     assert declared["sendgridApiKey"]["secret"] is True
+
+
+def test_the_string_helper_checks_choices_and_patterns_naming_the_key():
+    from infra.config import string
+
+    class Config:
+        def __init__(self, **values):
+            self.values = values
+
+        def get(self, key):
+            return self.values.get(key)
+
+    assert string(Config(), "k", "dflt") == "dflt"
+    assert string(Config(k="b"), "k", "a", choices=("a", "b")) == "b"
+    with pytest.raises(ConfigError, match=r"^sendgrid-events:k: must be one of a, b, not 'c'$"):
+        string(Config(k="c"), "k", "a", choices=("a", "b"))
+    assert string(Config(k="mail.example.com"), "k", "", pattern=r"[a-z.]+") == "mail.example.com"
+    with pytest.raises(ConfigError, match=r"^sendgrid-events:k: must be a host name, not 'Bad Host'$"):
+        string(Config(k="Bad Host"), "k", "", pattern=r"[a-z.]+", what="a host name")

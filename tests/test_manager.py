@@ -36,9 +36,20 @@ def test_unknown_name_fails_loudly_naming_the_known_ones():
     with pytest.raises(manager.PluginError) as info:
         manager.build("bounce,bounced")
     message = str(info.value)
-    assert "bounced" in message
+    assert message.startswith("unknown plugin 'bounced' (did you mean 'bounce'?) in ENABLED_PLUGINS;")
     for known in ("bounce", "dropped", "dynamodb"):
         assert known in message
+    with pytest.raises(manager.PluginError, match=r"'xyzzy' in --plugins; known plugins: bounce, click"):
+        manager.build("xyzzy", source="--plugins")  # nothing close: no guess
+
+
+def test_devstack_says_which_plugin_name_is_wrong_without_a_traceback(capsys):
+    from devstack.__main__ import main
+
+    assert main(["up", "--plugins", "bounce,dynamo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("devstack: unknown plugin 'dynamo' (did you mean 'dynamodb'?) in --plugins")
+    assert "Traceback" not in err
 
 
 def test_enabled_plugins_is_built_once_per_process(monkeypatch):

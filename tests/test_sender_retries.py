@@ -141,7 +141,7 @@ def test_every_retry_loop_waits_with_the_same_full_jitter(monkeypatch):
     from handlers import dynamo, retry
 
     sleeps = []
-    monkeypatch.setattr(dynamo.time, "sleep", sleeps.append)
+    monkeypatch.setattr(retry.time, "sleep", sleeps.append)
     monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)  # the longest wait allowed
     dynamo.backoff(10)
     assert sleeps == [dynamo.MAX_DELAY]

@@ -4,35 +4,14 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from handlers import webhook
+from handlers.delivery import Rejected
 from plugins import sns
 from tests.plugin_infra import KMS_KEY_ARN, run_infrastructure
-from tests.support import sample
-from tests.webhook_support import Recorder, endpoint  # noqa: F401 (endpoint is a fixture)
-
-
-@pytest.fixture
-def notifications(aws, monkeypatch):
-    """A moto topic (SNS_TOPIC_ARN) with an SQS subscription; returns a reader of what was published."""
-    sns.client.cache_clear()
-    topic_arn = boto3.client("sns").create_topic(Name="notify")["TopicArn"]
-    sqs = boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName="notify-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    monkeypatch.setenv("SNS_TOPIC_ARN", topic_arn)
-
-    def read() -> list[dict]:
-        messages = []
-        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-            for m in batch:
-                messages.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-        return messages
-
-    yield read
-    sns.client.cache_clear()
+from tests.support import sample, scan
+from tests.webhook_support import Faults, Poison, Recorder, endpoint, notifications, notified  # noqa: F401
 
 
 def post(plugins, events):
@@ -232,3 +211,98 @@ def test_not_enabled_means_no_topic():
     assert made.resources == [] and made.outputs == {}
     assert not {"SNS_TOPIC_ARN", "SNS_EVENTS"} & set(made.env["webhook"]) and made.statements["webhook"] == []
 
+
+def big_bounce(i: int, elements: int) -> dict:
+    """A bounce whose ``reason`` is a list: about 3 bytes per element as sent, far more indented."""
+    return bounce(i, reason=[0] * elements)
+
+
+def test_publish_batch_is_split_by_total_size_as_well_as_count(stack, notifications, monkeypatch):
+    plugins = stack("bounce,sns")
+    sizes = []
+    real = sns.client().publish_batch
+    monkeypatch.setattr(sns.client(), "publish_batch", lambda **kw: sizes.append(
+        [sns.size(e) for e in kw["PublishBatchRequestEntries"]]) or real(**kw))
+    post(plugins, [big_bounce(i, 6000) for i in range(5)])  # each notification about 100 KB indented
+    assert [len(s) for s in sizes] == [2, 2, 1]
+    assert all(sum(s) <= sns.MAX_BYTES for s in sizes) and min(sum(s) for s in sizes[:2]) > sns.MAX_BYTES / 2
+    assert len(notifications()) == 5
+
+
+def test_a_notification_too_long_indented_is_sent_compact(endpoint, notifications):
+    """The review's case: a 57 KB bounce (inside the webhook's 64 KB) whose indented notification is over
+    256 KB, which SNS refused ("Message too long") on every retry."""
+    web = endpoint("bounce,dropped,dynamodb,sns")
+    event = big_bounce(1, 19_000)
+    assert 50_000 < len(json.dumps(event)) < 64 * 1024
+    assert len(json.dumps({**event, "sgEvent": event}, indent=2)) > sns.MAX_BYTES
+    assert web.post([event, bounce(2)])[0] == 200
+    messages = notifications()
+    assert len(messages) == 2 and all(len(m["Message"].encode()) <= sns.MAX_BYTES for m in messages)
+
+
+def test_a_notification_sns_can_never_take_is_rejected_and_the_rest_published(monkeypatch):
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
+    flaky = FlakySNS(set())
+    monkeypatch.setattr(sns, "client", lambda: flaky)
+    records = [{"eventId": f"e{i}", "event": "bounce", "email": f"a{i}@x.test", "timestamp": 1764400000}
+               for i in range(3)]
+    records[1]["reason"] = "x" * (sns.MAX_BYTES + 1)  # no plugin makes such a record; any may
+    with pytest.raises(Rejected) as info:
+        sns.write(records)
+    assert info.value.reasons == {"e1": f"notification is {sns.size(sns.entry('1', records[1]))} bytes, "
+                                        f"over SNS's {sns.MAX_BYTES}"}
+    assert flaky.calls == [["0", "2"]]
+
+
+def test_an_entry_sns_refuses_as_invalid_is_rejected_and_the_others_published(endpoint, notifications):
+    web = endpoint("bounce,dropped,dynamodb,sns")
+    Poison(tables=(), sns_client=sns.client())  # only SNS refuses it
+    batch = [bounce(i) for i in range(5)]
+    batch[2]["reason"] = "550 POISON"
+    status, counts = web.post(batch)
+    assert status == 200 and (counts["accepted"], counts["rejected"]) == (4, 1)
+    assert notified(notifications()) == {f"bounce-{i}": 1 for i in (0, 1, 3, 4)}
+    [row] = scan("TABLE_REJECTS")
+    assert (row["sink"], row["reason"]) == ("sns", "sns: SNS refused the notification (InvalidParameter)")
+    assert web.post(batch)[1]["duplicates"] == 5
+
+
+class TooLong:
+    """PublishBatch refusing a whole request of more than two entries, and entry "3" even alone."""
+
+    def __init__(self):
+        self.calls = []
+
+    def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+        ids = [e["Id"] for e in PublishBatchRequestEntries]
+        self.calls.append(ids)
+        if len(ids) > 2 or "3" in ids:
+            raise ClientError({"Error": {"Code": "BatchRequestTooLong", "Message": "too long"}}, "PublishBatch")
+        return {"Successful": [{"Id": i} for i in ids], "Failed": []}
+
+
+def test_a_request_refused_whole_is_split_until_only_the_bad_entry_is_left(monkeypatch):
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notify")
+    too_long = TooLong()
+    monkeypatch.setattr(sns, "client", lambda: too_long)
+    records = [{"eventId": f"e{i}", "event": "bounce", "email": f"a{i}@x.test", "timestamp": 1764400000}
+               for i in range(5)]
+    with pytest.raises(Rejected) as info:
+        sns.write(records)
+    assert list(info.value.reasons) == ["e3"] and "BatchRequestTooLong" in info.value.reasons["e3"]
+    published = [i for call in too_long.calls if len(call) <= 2 and "3" not in call for i in call]
+    assert sorted(published) == ["0", "1", "2", "4"]
+
+
+def test_a_lost_publish_answer_means_those_notifications_may_come_twice(endpoint, notifications):
+    """Documented (README, Webhook "Operating"): SNS published, the answer was lost, the entries count
+    as not published and SendGrid's retry publishes them again. Nothing is lost."""
+    web = endpoint("bounce,dropped,dynamodb,sns")
+    faults = Faults(0.0, client=sns.client(), lost=1.0)
+    batch = [bounce(i) for i in range(25)]
+    assert web.post(batch)[0] == 503
+    faults.on = False
+    assert web.post(batch)[0] == 200
+    counts = notified(notifications())
+    assert counts == {**{f"bounce-{i}": 1 for i in range(25)}, **{f"bounce-{i}": 2 for i in range(10)}}

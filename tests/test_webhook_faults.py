@@ -16,7 +16,7 @@ from handlers import delivery, dynamo, env, signature, webhook
 from handlers.tables import PROCESSED_EVENTS, REJECTS
 from plugins.dynamodb import BOUNCE
 from tests.support import proxy_event, put_item, scan
-from tests.webhook_support import Calls, Faults, Recorder, bounce, endpoint  # noqa: F401 (fixture)
+from tests.webhook_support import Calls, FakeClock, Faults, Recorder, bounce, endpoint  # noqa: F401 (fixture)
 
 VOLATILE = {"expiresAt", "claimedAt", "owner"}
 STORED = (BOUNCE, REJECTS, PROCESSED_EVENTS)
@@ -62,9 +62,7 @@ def repost_until_accepted(web, batch, clock) -> list[int]:
 
 @pytest.mark.parametrize("seed", [7, 11, 12, 14])
 def test_random_dynamodb_faults_end_in_the_same_tables_and_one_notification_per_event(endpoint, monkeypatch, seed):
-    monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # let injected faults get through botocore's own retries
-    monkeypatch.setattr(dynamo, "BASE_DELAY", 0.001)
+    FakeClock(monkeypatch)  # botocore's and the handlers' waits take no time
     clock = [1_800_000_000.0]
     monkeypatch.setattr(delivery, "now", lambda: clock[0])
     notify = Recorder()

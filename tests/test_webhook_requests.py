@@ -145,3 +145,45 @@ def test_a_refused_request_is_logged_without_its_body(endpoint, caplog):
         web.post([bounce(1)], sign=False)
     [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handlers.webhook"]
     assert line["status"] == 403 and "@" not in caplog.text
+
+
+@pytest.mark.parametrize("timestamp", ["-0.5", "-1", "1764400000.5", '"-5"', '"1e9"', "true", "10e11"])
+def test_a_timestamp_that_is_not_whole_seconds_since_1970_is_rejected_not_rounded(endpoint, timestamp):
+    web = endpoint()
+    event = json.dumps({**bounce(1), "timestamp": "T"}).replace('"T"', timestamp)  # the JSON as SendGrid sent it
+    status, counts = web.post(body=f"[{event}]".encode())
+    assert status == 200 and (counts["accepted"], counts["rejected"]) == (0, 1)
+    [row] = scan("TABLE_REJECTS")
+    assert row["reason"] == "event's 'timestamp' is not a whole number of seconds from 0 to 100000000000"
+    assert scan("TABLE_BOUNCE") == []
+
+
+@pytest.mark.parametrize("timestamp, stored", [(0, 0), (1764400000.0, 1764400000), (" 1764400000 ", 1764400000)])
+def test_whole_seconds_are_stored_exactly(endpoint, timestamp, stored):
+    web = endpoint()
+    assert web.post([{**bounce(1), "timestamp": timestamp}])[1]["accepted"] == 1
+    assert [r["timestamp"] for r in scan("TABLE_BOUNCE")] == [stored]
+
+
+def test_reject_reasons_and_ignored_types_in_the_log_carry_no_value(endpoint, stack, caplog):
+    web = endpoint()
+
+    def fields(event):
+        raise ValueError(f"cannot read {event['email']}")  # a plugin whose error quotes the address
+
+    from handlers.manager import EventType
+    web.plugins.event_types["dropped"] = EventType("dropped", fields, "tests")
+    batch = [{**bounce(1), "timestamp": "at carol@example.com"},
+             {**bounce(2), "event": "dropped", "email": "dave@example.com"},
+             {**bounce(3), "event": "erin@example.com"}]
+    with caplog.at_level(logging.INFO):
+        status, counts = web.post(batch)
+    assert status == 200 and (counts["rejected"], counts["ignored"]) == (2, 1)
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handlers.webhook"]
+    assert line["ignoredTypes"] == {"(other)": 1}
+    assert sorted(line["rejectReasons"]) == ["dropped fields: ValueError",
+                                             "event's 'timestamp' is not a whole number of seconds from 0 to "
+                                             "100000000000"]
+    assert "@" not in caplog.text
+    detail = {r["reason"]: r.get("detail") for r in scan("TABLE_REJECTS")}
+    assert detail["dropped fields: ValueError"] == "cannot read dave@example.com"  # kept for the operator

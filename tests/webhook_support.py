@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+from moto.core.models import botocore_stubber
 
 from devstack.eventwebhook import WebhookKey
-from handlers import dynamo, webhook
+from handlers import aws, dynamo, retry, webhook
 from handlers.manager import Sink
 from tests.support import proxy_event
 
@@ -79,41 +85,196 @@ def _response(status: int, body: dict) -> AWSResponse:
                        _Raw(json.dumps(body).encode()))
 
 
-class Faults:
-    """DynamoDB failing at random, the ways it does.
+def _xml(status: int, body: str) -> AWSResponse:
+    return AWSResponse("https://sns.local/", status, {"Content-Type": "text/xml"}, _Raw(body.encode()))
 
-    Before a request reaches moto: a throttle (400), an internal error (500),
-    or, for batch calls, everything handed back unprocessed. After moto has
-    applied a request: the call raises anyway (the answer was lost).
-    """
 
-    def __init__(self, rate: float, seed: int = 7):
-        self.rate, self.random, self.injected = rate, random.Random(seed), Counter()
-        self.on = True
-        events = dynamo.client().meta.events
-        events.register_first("before-send.dynamodb", self._before)
-        events.register("after-call.dynamodb", self._after)
+SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
 
-    def _before(self, request, **_):
-        if not self.on or self.random.random() >= self.rate:
-            return None
-        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
-        kind = self.random.choice(["throttle", "internal", "unprocessed"])
-        self.injected[kind] += 1
-        if kind == "unprocessed" and operation == "BatchWriteItem":
-            return _response(200, {"UnprocessedItems": json.loads(request.body)["RequestItems"]})
-        if kind == "unprocessed" and operation == "BatchGetItem":
-            return _response(200, {"Responses": {}, "UnprocessedKeys": json.loads(request.body)["RequestItems"]})
-        if kind == "internal":
-            return _response(500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                                   "message": "injected"})
+
+def _sns_error(status: int, code: str) -> AWSResponse:
+    kind = "Sender" if status < 500 else "Receiver"
+    return _xml(status, f'<ErrorResponse xmlns="{SNS_NS}"><Error><Type>{kind}</Type><Code>{code}</Code>'
+                        f"<Message>injected</Message></Error><RequestId>r</RequestId></ErrorResponse>")
+
+
+def sns_entries(request) -> dict[str, str]:
+    """A PublishBatch request's entries: Id -> Message."""
+    body = request.body if isinstance(request.body, str) else request.body.decode()
+    form = {k: v[0] for k, v in parse_qs(body).items()}
+    ids = {k.rsplit(".", 1)[0]: v for k, v in form.items() if k.endswith(".Id")}
+    return {entry_id: form.get(f"{prefix}.Message", "") for prefix, entry_id in ids.items()}
+
+
+def sns_failed(failed: dict[str, tuple[str, bool]]) -> AWSResponse:
+    """A PublishBatch answer: each entry Id -> (Code, SenderFault) failed, none published."""
+    members = "".join(f"<member><Id>{i}</Id><Code>{code}</Code><SenderFault>{str(fault).lower()}</SenderFault>"
+                      f"<Message>injected {code}</Message></member>" for i, (code, fault) in failed.items())
+    return _xml(200, f'<PublishBatchResponse xmlns="{SNS_NS}"><PublishBatchResult><Successful/>'
+                     f"<Failed>{members}</Failed></PublishBatchResult>"
+                     f"<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>")
+
+
+def operation(service: str, request) -> str:
+    if service == "dynamodb":
+        return request.headers["X-Amz-Target"].decode().split(".")[-1]
+    body = request.body if isinstance(request.body, str) else request.body.decode()
+    return parse_qs(body).get("Action", [""])[0]
+
+
+class FakeClock:
+    """Time for the handlers' budget that passes only when something waits: botocore's and the
+    handlers' sleeps (``time.sleep``) and calls a fault makes slow (``advance``)."""
+
+    def __init__(self, monkeypatch):
+        self.now = 1000.0
+        monkeypatch.setattr(retry, "clock", lambda: self.now)
+        monkeypatch.setattr(time, "sleep", self.advance)
+
+    def advance(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+# How an attempt fails, per service: (before it reaches the service) -> response, or raises.
+def _throttle(service, request, clock):
+    if service == "dynamodb":
         return _response(400, {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
                                "message": "injected"})
+    return _sns_error(400, "Throttling")
+
+
+def _internal(service, request, clock):
+    if service == "dynamodb":
+        return _response(500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                               "message": "injected"})
+    return _sns_error(500, "InternalError")
+
+
+def _unprocessed(service, request, clock):
+    """DynamoDB hands the batch back; SNS fails every entry on its side."""
+    name = operation(service, request)
+    if name == "BatchWriteItem":
+        return _response(200, {"UnprocessedItems": json.loads(request.body)["RequestItems"]})
+    if name == "BatchGetItem":
+        return _response(200, {"Responses": {}, "UnprocessedKeys": json.loads(request.body)["RequestItems"]})
+    if name == "PublishBatch":
+        return sns_failed({i: ("InternalError", False) for i in sns_entries(request)})
+    return _internal(service, request, clock)
+
+
+def _refused(service, request, clock):
+    raise EndpointConnectionError(endpoint_url=request.url)
+
+
+def _blackhole(service, request, clock):
+    clock.advance(aws.CONNECT_TIMEOUT)
+    raise ConnectTimeoutError(endpoint_url=request.url)
+
+
+def _slow(service, request, clock):
+    clock.advance(aws.ATTEMPT_SECONDS)
+    raise ReadTimeoutError(endpoint_url=request.url)
+
+
+KINDS = {"throttle": _throttle, "internal": _internal, "unprocessed": _unprocessed, "refused": _refused,
+         "blackhole": _blackhole, "slow": _slow}
+QUICK = ("throttle", "internal", "unprocessed")
+
+
+def intercept(client, handler) -> None:
+    """Put ``handler(request)`` in front of moto for ``client``'s calls: its answer (or exception)
+    replaces moto's, which then never applies the request; None passes the request on.
+
+    (Every before-send handler runs and the first answer wins, so a handler registered beside
+    moto's would answer while moto still applied the request.)
+    """
+    chain = client.meta.__dict__.setdefault("test_front", [])
+    if not chain:
+        def front(request, **kwargs):
+            for each in chain:
+                answer = each(request)
+                if answer is not None:
+                    return answer
+            return botocore_stubber(request=request, **kwargs)
+        client.meta.events.unregister("before-send", botocore_stubber)
+        client.meta.events.register("before-send", front)
+    chain.append(handler)
+
+
+class Faults:
+    """A service failing at random, the ways it does (``kinds``; ``rate`` 1: always).
+
+    Before a request reaches moto: one of ``kinds`` (see ``KINDS``); the slow
+    ones move ``clock``. After moto has applied a write (``lost`` > 0): the
+    call raises anyway (the answer was lost; ``lost_requests`` keeps those
+    requests). ``on = False`` clears it.
+    """
+
+    def __init__(self, rate: float, seed: int = 7, *, client=None, kinds=QUICK, lost: float | None = None,
+                 clock: FakeClock | None = None, operations: frozenset[str] | None = None):
+        self.rate, self.random, self.injected = rate, random.Random(seed), Counter()
+        self.kinds, self.lost, self.clock, self.operations = kinds, rate / 2 if lost is None else lost, clock, operations
+        self.on, self.lost_requests, self._last = True, [], None
+        client = client or dynamo.client()
+        self.service = client.meta.service_model.service_id.hyphenize()
+        intercept(client, self._before)
+        client.meta.events.register(f"after-call.{self.service}", self._after)
+
+    def _wanted(self, name: str) -> bool:
+        return self.on and (self.operations is None or name in self.operations)
+
+    def _before(self, request):
+        if not self._wanted(operation(self.service, request)) or self.random.random() >= self.rate:
+            self._last = request
+            return None
+        kind = self.random.choice(self.kinds)
+        self.injected[kind] += 1
+        return KINDS[kind](self.service, request, self.clock)
 
     def _after(self, model, **_):
-        if self.on and model.name in WRITES and self.random.random() < self.rate / 2:
+        writes = WRITES | {"PublishBatch"}
+        if self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
             self.injected["lost answer"] += 1
+            self.lost_requests.append(self._last)  # applied, but the caller cannot know
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected after"}}, model.name)
+
+
+class Poison:
+    """What only the real services refuse, for good, whenever it is sent (moto takes it).
+
+    DynamoDB: a BatchWriteItem into one of ``tables`` (logical names) holding
+    ``marker`` anywhere is refused whole with a ValidationException, as
+    DynamoDB refuses a batch with one bad item. SNS (``sns_client``): a
+    PublishBatch entry holding it fails as InvalidParameter (sender's fault);
+    the entries beside it fail on SNS's side, to be sent again.
+    """
+
+    def __init__(self, marker: str = "POISON", tables=("bounce", "event_history"), sns_client=None):
+        self.marker, self.tables, self.refused = marker, tables, Counter()
+        intercept(dynamo.client(), self._dynamodb)
+        if sns_client is not None:
+            intercept(sns_client, self._sns)
+
+    def _dynamodb(self, request):
+        if operation("dynamodb", request) != "BatchWriteItem":
+            return None
+        names = {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
+        items = json.loads(request.body)["RequestItems"]
+        if not any(name in names and self.marker in json.dumps(puts) for name, puts in items.items()):
+            return None
+        self.refused["dynamodb"] += 1
+        return _response(400, {"__type": "com.amazon.coral.validate#ValidationException",
+                               "message": "One or more parameter values were invalid: injected"})
+
+    def _sns(self, request):
+        if operation("sns", request) != "PublishBatch":
+            return None
+        entries = sns_entries(request)
+        if not any(self.marker in message for message in entries.values()):
+            return None
+        self.refused["sns"] += 1
+        return sns_failed({i: ("InvalidParameter", True) if self.marker in message else ("InternalError", False)
+                           for i, message in entries.items()})
 
 
 class Endpoint:
@@ -123,12 +284,12 @@ class Endpoint:
         self.plugins, self.key = plugins, key
 
     def post(self, events=None, *, body: bytes | None = None, headers: dict | None = None,
-             sign: bool = True, base64_encoded: bool = False, timestamp: int | None = None):
+             sign: bool = True, base64_encoded: bool = False, timestamp: int | None = None, context=None):
         if body is None:  # as SendGrid writes it, but with \u escapes, which can carry lone surrogates
             body = json.dumps(events, separators=(",", ":")).encode() + b"\r\n"
         signed = self.key.headers(body, timestamp) if sign else {}
         event = proxy_event(body, {**signed, **(headers or {})}, base64_encoded=base64_encoded)
-        answer = webhook.handle(event, lambda: self.plugins)
+        answer = webhook.handle(event, lambda: self.plugins, context)
         return answer["statusCode"], json.loads(answer["body"])
 
 
@@ -145,6 +306,36 @@ def endpoint(stack, monkeypatch):
         plugins.sinks.extend(sinks)
         return Endpoint(plugins, key)
     return make
+
+
+@pytest.fixture
+def notifications(aws, monkeypatch):
+    """A moto topic (SNS_TOPIC_ARN) with an SQS subscription; returns a reader of what was published."""
+    from plugins import sns
+
+    sns.client.cache_clear()
+    topic_arn = boto3.client("sns").create_topic(Name="notify")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="notify-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("SNS_TOPIC_ARN", topic_arn)
+
+    def read() -> list[dict]:
+        messages = []
+        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+            for m in batch:
+                messages.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return messages
+
+    yield read
+    sns.client.cache_clear()
+
+
+def notified(messages: list[dict]) -> Counter:
+    """How many notifications each event got (by eventId)."""
+    return Counter(json.loads(m["Message"])["eventId"] for m in messages)
 
 
 def bounce(n: int, message: str = "msg", **extra) -> dict:
