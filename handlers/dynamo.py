@@ -65,9 +65,12 @@ class Unstorable(Exception):
 def client():
     """The DynamoDB client, built once per process (endpoint from AWS_ENDPOINT_URL; ``handlers.aws`` settings).
 
-    Its connection pool is as large as the sender's thread pool, which shares it.
+    Its connection pool is as large as the sender's thread pool, which shares it. botocore does
+    not check requests against the API model before sending them (DynamoDB does, answering
+    ValidationException): the check walks every attribute of every item, about a tenth of a
+    1000-event batch's time in the webhook (bench/README.md), for requests this module builds.
     """
-    return aws.client("dynamodb", max_pool_connections=MAX_POOL_CONNECTIONS)
+    return aws.client("dynamodb", max_pool_connections=MAX_POOL_CONNECTIONS, parameter_validation=False)
 
 
 def serialize(item: dict) -> dict:
