@@ -98,9 +98,10 @@ def run(options: Options | None = None, out: Callable[[str], None] = print) -> b
         out("\nScenario 2: the same plus a non-existent address")
         scenario(stack, check, seed_item("test-0002", [EXISTING, NON_EXISTENT], "Test mail 2"),
                  bounced=[NON_EXISTENT["email"]])
-        posted = stack.poster.posts
+        posted, webhook_id = stack.poster.posts, stack.state["outputs"].get("webhookId")
+        where = f"webhook {webhook_id}, which the program created" if webhook_id else "the webhook set up by hand"
         out(f"\nSendGrid stand-in: {len(stack.sendgrid.accepted)} mails accepted; "
-            f"{sum(p.events for p in posted)} events posted in {len(posted)} signed batches "
+            f"{sum(p.events for p in posted)} events posted to {where}, in {len(posted)} signed batches "
             f"(answers: {', '.join(str(p.status) for p in posted)})")
         for title, logical, columns, key in (
                 ("Mail sender table (item statuses)", "mail_sender", ITEM_COLUMNS, "id"),

@@ -95,7 +95,8 @@ class Post:
 class EventPoster:
     """Posts accepted mails' events to ``url``; ``start()`` runs the worker thread."""
 
-    key: WebhookKey
+    key: WebhookKey | None
+    """The webhook's signing key (None: signing is off, posts are unsigned)."""
     url: str | None = None
     delay: float = 0.3
     retry_delay: float = 0.5
@@ -118,14 +119,18 @@ class EventPoster:
         """``SendGridStandIn`` callback: schedule the events of an accepted mail."""
         self.enqueue(events_for(accepted))
 
-    def enqueue(self, events: list[dict], delay: float | None = None) -> None:
+    def enqueue(self, events: list[dict], delay: float | None = None, message_ids=()) -> None:
+        """Post ``events`` after ``delay``; ``message_ids``: mails known to this poster even when none of
+        their events is one this webhook posts (so that they count as settled)."""
         batch = Batch(list(events), time.monotonic() + (self.delay if delay is None else delay))
         with self._cond:
+            self._known.update(message_ids)
             for mid, n in batch.message_ids.items():
                 self._known.add(mid)
                 self._outstanding[mid] += n
-            self._pending.append(batch)
-            self._cond.notify()
+            if batch.events:
+                self._pending.append(batch)
+                self._cond.notify()
 
     def settled(self, message_id: str) -> bool:
         """True once every event of ``message_id`` was answered 2xx (or given up)."""
@@ -198,7 +203,7 @@ class EventPoster:
 
     def _post(self, body: bytes) -> tuple[int | None, str]:
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "SendGrid Event API",
-                   **self.key.headers(body)}
+                   **(self.key.headers(body) if self.key else {})}
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
             with _OPENER.open(request, timeout=self.timeout) as answer:

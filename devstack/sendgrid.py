@@ -1,4 +1,8 @@
-"""A SendGrid stand-in: the v3 Mail Send API, on 127.0.0.1.
+"""A SendGrid stand-in: the v3 Mail Send API and the Webhooks API, on 127.0.0.1.
+
+Calls under ``/v3/user/webhooks/`` (Event Webhooks, their signing, security
+policies, Inbound Parse settings) are answered by the account's
+``devstack.webhooks.WebhookAccount``, with the same API key check.
 
 ``POST /v3/mail/send`` checks the API key and the payload the way SendGrid
 does (401 / 400 with SendGrid-style ``errors``), answers 202 with an
@@ -146,9 +150,11 @@ def events_for(accepted: Accepted) -> list[dict]:
 class SendGridStandIn(LoopbackServer):
     """The stand-in server. ``start()`` binds 127.0.0.1 on a free port."""
 
-    def __init__(self, api_key: str = API_KEY, on_accept=None):
+    def __init__(self, api_key: str = API_KEY, on_accept=None, webhooks=None):
         self.api_key = api_key
-        self.on_accept = on_accept
+        self.webhooks = webhooks
+        """A ``devstack.webhooks.WebhookAccount`` (None: the stand-in has no Webhooks API)."""
+        self.on_accept = on_accept if on_accept or webhooks is None else webhooks.accept
         self.accepted: list[Accepted] = []
         self.requests = 0
         self.arrivals: list[float] = []  # time.monotonic() of every Mail Send request
@@ -186,12 +192,19 @@ class SendGridStandIn(LoopbackServer):
             if scripted.status != 202:
                 return self._answer(http, scripted.status, scripted.body or {"errors": [
                     {"message": f"scripted {scripted.status}", "field": None, "help": None}]}, scripted.headers)
-        if http.path.rstrip("/") != "/v3/mail/send":
+        settings = self.webhooks is not None and http.path.startswith("/v3/user/webhooks/")
+        if http.path.rstrip("/") != "/v3/mail/send" and not settings:
             return self._answer(http, 404, {"errors": [{"message": "Not Found", "field": None, "help": None}]})
         if http.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(http, 401, {"errors": [
                 {"message": "The provided authorization grant is invalid, expired, or revoked",
                  "field": None, "help": None}]})
+        if settings:
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                return self._answer(http, 400, {"errors": [{"message": "Bad Request", "field": None}]})
+            return self._answer(http, *self.webhooks.handle(http.command, http.path, body))
         try:
             payload = json.loads(raw)
         except ValueError:

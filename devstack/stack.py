@@ -1,10 +1,16 @@
 """The whole pipeline on one machine: the Pulumi program applied to moto, then run.
 
 ``Stack(Options(...)).start()`` brings up, all on 127.0.0.1: moto with IAM
-enforced (``devstack.aws``), the SendGrid stand-in and its Event Webhook
-poster, and the API front. Then it runs the Pulumi program itself
-(``__main__.py``, with this stack's config) and applies every resource it
-registers to moto (``devstack.apply``), and runs the pipeline on what was
+enforced (``devstack.aws``), the SendGrid stand-in (its webhook settings in
+``devstack.webhooks``), and the API front. Then it runs the Pulumi program
+itself (``__main__.py``, with this stack's config: ``sendgridApiBaseUrl`` is
+the stand-in) and applies every resource it registers (``devstack.apply``):
+AWS resources to moto, the SendGrid settings through their dynamic provider
+to the stand-in, which then posts each accepted mail's events to the webhook
+the program created, signed with that webhook's key. With
+``manageSendgridWebhook: false`` the stack does what a person does in
+SendGrid's console instead (a webhook, signing, its key into the config, the
+URL pasted in after the deploy). Then it runs the pipeline on what was
 applied (``devstack.applied``): each function in processes of its own with
 exactly the applied environment and the credentials of its role
 (``devstack.lambdas``), the front serving the applied routes, the poller
@@ -19,6 +25,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,9 +43,10 @@ from devstack.front import ApiFront
 from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
 from devstack.sendgrid import SendGridStandIn
+from devstack.webhooks import WebhookAccount
 from handlers import dynamo, env, manager
 from handlers.tables import MAIL_SENDER
-from infra import offline
+from infra import offline, sendgrid
 from infra.config import NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,9 @@ FINAL_STATUSES = ("sent", "rejected", "failed")
 STACK_NAME = "local"
 PREFIX = f"{offline.PROJECT}-{STACK_NAME}-"  # the program names each function's resource <project>-<stack>-<function>
 FUNCTION = "aws:lambda/function:Function"
+PARSE_HOSTNAME = "parse.local.test"
+# What API Gateway's DNS name is locally: the front (``https://<id>.execute-api.<region>.amazonaws.com/<path>``).
+EXECUTE_API = re.compile(r"^https://[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(?P<path>/.*)$")
 
 
 @dataclass
@@ -98,21 +109,46 @@ class Stack:
         """Stop everything that was started, newest first; remove the state file."""
         self._exit.close()
 
+    @property
+    def managed(self) -> bool:
+        """Whether the program configures the stand-in (``manageSendgridWebhook``, default true)."""
+        return str(self.options.settings.get("manageSendgridWebhook", True)).lower() != "false"
+
     def config(self) -> dict[str, str]:
         """The stack config the program gets, as the CLI hands it (``namespace:key`` -> text)."""
-        values = {"sendgridApiKey": self.sendgrid.api_key, "webhookPublicKeys": [self.key.public_key_b64],
-                  "plugins": list(self.plugins.names), "inboundPublicKeys": [self.key.public_key_b64],
-                  "streamMaximumRetryAttempts": self.options.sender_max_retries, **self.options.settings}
+        values = {"sendgridApiKey": self.sendgrid.api_key, "sendgridApiBaseUrl": self.sendgrid.url,
+                  "plugins": list(self.plugins.names), "inboundParseHostname": PARSE_HOSTNAME,
+                  "streamMaximumRetryAttempts": self.options.sender_max_retries, **self._by_hand()}
+        values.update(self.options.settings)
         return {f"{NAMESPACE}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+    def _by_hand(self) -> dict[str, list[str]]:
+        """The keys a person copies from SendGrid's console into the config (``manageSendgridWebhook: false``)."""
+        if self._manual is None:
+            return {}
+        webhook, policy = self._manual
+        return {"webhookPublicKeys": [self.webhooks.webhooks[webhook].key.public_key_b64],
+                "inboundPublicKeys": [self.webhooks.policies[policy].key.public_key_b64]}
+
+    def _configure_by_hand(self) -> tuple[str, str]:
+        """README Deploy's manual steps before ``pulumi up``: a webhook with a placeholder URL and the
+        plugins' event types, signing on, a signature security policy. Their ids."""
+        flags, _unknown = sendgrid.flags_for(self.plugins.event_types)
+        _, made = self.webhooks.handle("POST", sendgrid.EVENT_SETTINGS, {
+            "url": "https://placeholder.invalid/", "enabled": True, **{f: True for f in flags}})
+        self.webhooks.handle("PATCH", f"{sendgrid.EVENT_SETTINGS}/signed/{made['id']}", {"enabled": True})
+        _, policy = self.webhooks.handle("POST", sendgrid.POLICIES, {"name": "by hand", "signature": {"enabled": True}})
+        return made["id"], policy["policy"]["id"]
 
     def _start(self) -> None:
         opts = self.options
         started = time.monotonic()
         self.aws = self._started(LocalAWS())
-        self.key = WebhookKey()
-        self.poster = EventPoster(self.key, delay=opts.webhook_delay, retry_delay=opts.webhook_retry_delay)
-        self.sendgrid = self._started(SendGridStandIn(on_accept=self.poster.accept))
         self.front = self._started(ApiFront())
+        self.webhooks = WebhookAccount(poster=self._poster, resolve=self.resolve)
+        self.sendgrid = self._started(SendGridStandIn(webhooks=self.webhooks))
+        self._exit.callback(self.webhooks.stop)
+        self._manual = None if self.managed else self._configure_by_hand()
 
         self.applier = Applier(self.aws, self.front.base_url)
         with _on_path(opts.plugin_paths):
@@ -135,13 +171,34 @@ class Stack:
         self.poller = self._started(StreamPoller(
             self.aws.client("dynamodbstreams", sender.credentials), mapping, sender, region=self.aws.region,
             on_failure=on_failure, interval=opts.poll_interval))
-        self.poster.url = self.outputs["webhookUrl"]
-        self._started(self.poster)
+        self._sendgrid_settings()
         self.state = self._state(mapping)
         if opts.state_path:
             write_state(Path(opts.state_path), self.state)
             self._exit.callback(remove_state, Path(opts.state_path), self.state["pid"])
         log.info("devstack up in %.1fs", time.monotonic() - started)
+
+    def _poster(self, url: str, key: WebhookKey | None) -> EventPoster:
+        """A started poster for one of the stand-in's webhooks."""
+        return self._started(EventPoster(key, url=url, delay=self.options.webhook_delay,
+                                         retry_delay=self.options.webhook_retry_delay))
+
+    def resolve(self, url: str) -> str:
+        """Where a URL SendGrid was given is served here: an API Gateway host is the local front."""
+        found = EXECUTE_API.match(url)
+        return self.front.base_url + found["path"] if found else url
+
+    def _sendgrid_settings(self) -> None:
+        """The stand-in's webhook the program made (or, by hand, the one whose URL is now pasted in):
+        ``poster`` posts its events, ``key`` signs them; ``inbound_key`` signs Inbound Parse posts."""
+        if self.managed:
+            webhook_id, policy_id = self.outputs["webhookId"], self.outputs.get("inboundPolicyId")
+        else:  # after the deploy, the person pastes the webhook URL into SendGrid
+            webhook_id, policy_id = self._manual
+            self.webhooks.handle("PATCH", f"{sendgrid.EVENT_SETTINGS}/{webhook_id}", {"url": self.outputs["webhookUrl"]})
+        self.key = self.webhooks.webhooks[webhook_id].key
+        self.poster = self.webhooks.poster_of(webhook_id)
+        self.inbound_key = self.webhooks.policies[policy_id].key if policy_id in self.webhooks.policies else None
 
     def _functions(self) -> dict[str, Function]:
         """Every applied function, started (their cold starts side by side), by logical name."""
@@ -189,6 +246,8 @@ class Stack:
             "sendgrid_api_key": self.sendgrid.api_key,
             "webhook_public_key": self.key.public_key_b64,
             "webhook_private_key_pem": self.key.private_key_pem,
+            **({"inbound_public_key": self.inbound_key.public_key_b64,
+                "inbound_private_key_pem": self.inbound_key.private_key_pem} if self.inbound_key else {}),
             "env": {name: dict(function.env) for name, function in self.functions.items()},
         }
 

@@ -47,6 +47,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from handlers.apigw import Refused
 from handlers import aws, dynamo, retry
 from handlers.manager import Sink
 from handlers.reconcile import reject
@@ -100,8 +101,10 @@ class PartiallyWritten(Exception):
         self.details = dict(details or {})
 
 
-class Busy(Exception):
-    """Another delivery holds claims on some events of this batch (answer 5xx, SendGrid retries)."""
+class Busy(Refused):
+    """Another delivery holds claims on some events of this batch (answer 503, SendGrid retries)."""
+
+    status = 503
 
 
 @dataclass

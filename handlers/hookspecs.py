@@ -36,7 +36,9 @@ def register_event_types(register):
     raises, the event is stored as a reject and the rest of the batch goes on.
 
     Events of a type no enabled plugin registered are ignored and counted.
-    Registering a type another enabled plugin registered already is an error.
+    Registering a type another enabled plugin registered already is an error,
+    and so is ``fields`` returning a core record key (``handlers.records``):
+    it is tried once, on a sample event, when the plugin is registered.
     """
 
 
@@ -46,7 +48,7 @@ def register_sinks(register):
 
     Call ``register(name, write, idempotent=True)``. ``write(records)`` receives
     the list of records of one webhook batch (every accepted, not yet processed
-    event, in the order received; see ``handlers.reconcile`` for the keys) and
+    event, in the order received; ``handlers.records`` names the core's keys) and
     stores them. What it may say (``handlers.delivery``):
 
     - return: every record is stored.

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 import pluggy
 
-from handlers import hookspecs
+from handlers import hookspecs, records
 from handlers.tables import CORE_TABLES, Table, combine, declare
 
 # Built-in plugins: name -> module path. Adding one is adding a line here.
@@ -142,6 +142,10 @@ def _collect(plugins: Plugins) -> Plugins:
             if name in plugins.event_types:
                 raise PluginError(f"event type {name!r} is registered by both "
                                   f"{plugins.event_types[name].plugin!r} and {_plugin!r}")
+            clash = records.clashes(fields({**records.PROBE, "event": name}))
+            if clash:
+                raise PluginError(f"plugin {_plugin!r}: event type {name!r} returns core record key(s) "
+                                  f"{', '.join(clash)} (handlers.records.CORE_KEYS); name its fields otherwise")
             plugins.event_types[name] = EventType(name, fields, _plugin)
         register_event_types(register=add_type)
 

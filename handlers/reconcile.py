@@ -47,10 +47,6 @@ class Outcome:
     rejects: list[dict] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
 
-    @property
-    def orphans(self) -> int:
-        return sum(1 for r in self.records if not r["matched"])
-
 
 def message_id(sg_message_id) -> str | None:
     """The X-Message-Id part of an ``sg_message_id`` (before the first dot)."""
@@ -220,8 +216,7 @@ def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict
         **sent_log_fields(sent, event["email"]),
         "sgEvent": event,
     }
-    record.update(event_type.fields(event))
-    return record
+    return {**event_type.fields(event), **record}  # a plugin never overwrites a core key (records.CORE_KEYS)
 
 
 def reject(event, reason: str, detail: str | None = None) -> dict:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from handlers import env
+from handlers.apigw import Refused, header
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -44,12 +45,18 @@ P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107
 P256_SPKI_LENGTH = len(P256_SPKI_PREFIX) + 65
 
 
-class Forbidden(Exception):
+class Forbidden(Refused):
     """The request is not signed by a configured key (answered 403)."""
 
+    status = 403
 
-class ConfigurationError(RuntimeError):
-    """The verification settings themselves are wrong (a key is not a P-256 public key, ...)."""
+
+class ConfigurationError(Refused, RuntimeError):
+    """The verification settings themselves are wrong (a key is not a P-256 public key, ...): 503, and
+    the answer does not say which setting (the log does)."""
+
+    status = 503
+    answer = "the {what} is misconfigured; it will accept the request once fixed"
 
 
 @dataclass(frozen=True)
@@ -116,15 +123,6 @@ def settings(keys: env.Var = env.SENDGRID_WEBHOOK_PUBLIC_KEYS, max_age: env.Var 
     The Event Webhook's variables by default; another receiver (Inbound Parse) passes its own.
     """
     return parse_settings(keys.get(), max_age.get(), allow_unsigned.get(), keys.name, max_age.name)
-
-
-def header(headers: Mapping | None, name: str) -> str | None:
-    """A header's value, whatever case the client (or API Gateway) gave its name."""
-    wanted = name.lower()
-    for key, value in (headers or {}).items():
-        if isinstance(key, str) and key.lower() == wanted and isinstance(value, str):
-            return value
-    return None
 
 
 def verify(body: bytes, headers: Mapping | None, config: Settings, now: float) -> bool:

@@ -23,8 +23,6 @@ retry loop and AWS call below it respects.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -34,8 +32,10 @@ from collections import Counter
 from typing import Callable
 
 from handlers import aws, delivery, dynamo, retry, signature
+from handlers.apigw import BadRequest, Refused, raw_body, refusal, response
 from handlers.manager import Plugins, enabled_plugins
 from handlers.reconcile import reconcile, reject
+from handlers.redact import describe
 from handlers.tables import REJECTS, SENT_LOG
 
 log = logging.getLogger(__name__)
@@ -48,48 +48,6 @@ MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut,
 EVENT_TYPE_NAME = re.compile(r"[a-z_]{1,40}")  # what an event type logged by name looks like
 ANSWER_SECONDS = 20.0  # every answer, 503 included, within this (API Gateway waits 29 s)
 MARGIN_SECONDS = 1.0  # of it, kept for building the answer; and kept from Lambda's own remaining time
-
-
-class BadRequest(ValueError):
-    """The request is not a batch of events; answered 4xx, nothing written."""
-
-    status = 400
-
-
-class TooLarge(BadRequest):
-    status = 413
-
-
-def response(status: int, body: dict) -> dict:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(body),
-    }
-
-
-def raw_body(event: dict, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body exactly as received (API Gateway base64-encodes binary bodies), at most ``limit`` bytes."""
-    body = event.get("body")
-    if body is None:
-        return b""
-    if not isinstance(body, str):
-        raise BadRequest("body is not text")
-    if len(body) > 2 * limit:
-        raise TooLarge(f"body is larger than {limit} bytes")
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (ValueError, binascii.Error):
-            raise BadRequest("body is not valid base64") from None
-    else:
-        try:
-            raw = body.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("body is not UTF-8") from None
-    if len(raw) > limit:
-        raise TooLarge(f"body is larger than {limit} bytes")
-    return raw
 
 
 def _no_constant(name: str):
@@ -211,17 +169,6 @@ def loggable(types: Counter) -> dict[str, int]:
     return dict(named.most_common(20))
 
 
-def _refused(status: int, error: str, **extra) -> dict:
-    log.warning(json.dumps({"message": "webhook request refused", "status": status, "error": error, **extra}))
-    return response(status, {"error": error})
-
-
-def misconfigured(what: str, exc: Exception, logger: logging.Logger) -> dict:
-    """503 for a broken setting: the log names the variable (the operator's), the answer does not."""
-    logger.error(json.dumps({"message": f"{what} is misconfigured", "status": 503, "error": str(exc)}))
-    return response(503, {"error": f"the {what} is misconfigured; it will accept the request once fixed"})
-
-
 def lambda_handler(event, context):
     return handle(event, context=context)
 
@@ -237,20 +184,14 @@ def budget_seconds(context) -> float:
 def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, context=None) -> dict:
     """Answer one API Gateway proxy event (``plugins`` gives the plugin set; tests pass their own)."""
     try:
-        body = raw_body(event)
+        body = raw_body(event, MAX_BODY_BYTES)
         signature.verify(body, event.get("headers"), signature.settings(), time.time())
         with retry.budget(budget_seconds(context)):
             counts = receive(body, plugins())
-    except signature.Forbidden as exc:
-        return _refused(403, str(exc))
-    except BadRequest as exc:
-        return _refused(exc.status, str(exc))
-    except signature.ConfigurationError as exc:
-        return misconfigured("webhook", exc, log)
-    except delivery.Busy as exc:
-        return _refused(503, str(exc))
+    except Refused as exc:  # a bad request, a bad signature, a broken setting, a concurrent delivery
+        return refusal("webhook", exc, log)
     except Exception as exc:  # DynamoDB, a sink, the time budget: not stored, SendGrid posts the batch again
         log.error(json.dumps({"message": "webhook batch not stored", "status": 503,
-                              "error": type(exc).__name__, "code": aws.error_code(exc)}))
+                              "code": aws.error_code(exc), "error": describe(exc)}))
         return response(503, {"error": "the batch could not be stored; it will be accepted on retry"})
     return response(200, counts)

@@ -2,6 +2,11 @@
 
 The webhook's route is a long random path (it is the webhook's only secret
 besides the signature); plugins may add routes (``StackContext.add_route``).
+
+Two steps: ``WebhookApi(name, args)`` makes the REST API itself, whose id
+(hence every route's URL, ``url``) is known before any function exists;
+``add_routes(routes)`` then makes the routes, deployment and stage. SendGrid
+is given the URLs in between (see ``infra.pipeline``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,17 @@ class ApiRoute:
     function: aws.lambda_.Function
 
 
+def invoke_url(execution_arn: str, stage: str) -> str:
+    """A stage's invoke URL from the REST API's execution ARN (``arn:<partition>:execute-api:<region>:
+    <account>:<id>``): ``https://<id>.execute-api.<region>.amazonaws.com[.cn]/<stage>``, as API Gateway
+    makes it."""
+    _arn, partition, _service, region, _account, api_id = execution_arn.split(":", 5)
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://{api_id}.execute-api.{region}.{suffix}/{stage}"
+
+
 @dataclass
 class WebhookApiArgs:
-    routes: list[ApiRoute]
     throttle_rate_limit: int
     throttle_burst_limit: int
 
@@ -45,7 +58,17 @@ class WebhookApi(pulumi.ComponentResource):
             # Forms (Inbound Parse) reach Lambda base64-encoded, byte for byte; JSON stays text.
             binary_media_types=BINARY_MEDIA_TYPES,
             opts=child)
-        parts = [self._route(route) for route in args.routes]
+        self.args, self.api_name = args, name
+
+    def url(self, path_part: pulumi.Input[str]) -> pulumi.Output[str]:
+        """The URL of the route ``path_part`` (secret): known from the REST API alone, before its routes."""
+        return pulumi.Output.secret(pulumi.Output.concat(
+            self.rest_api.execution_arn.apply(lambda arn: invoke_url(arn, STAGE)), "/", path_part))
+
+    def add_routes(self, routes: list[ApiRoute]) -> None:
+        """The routes, their deployment, the stage and its throttling; ``urls`` (the stage's, secret)."""
+        args, child, name = self.args, pulumi.ResourceOptions(parent=self), self.api_name
+        parts = [self._route(route) for route in routes]
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=self.rest_api.id,
             # A new deployment whenever a route changes.
@@ -64,7 +87,7 @@ class WebhookApi(pulumi.ComponentResource):
         self.urls = {
             route.name: pulumi.Output.secret(
                 pulumi.Output.concat(self.stage.invoke_url, "/", route.path_part))
-            for route in args.routes
+            for route in routes
         }
         self.register_outputs({"urls": self.urls})
 

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 
 from handlers import delivery, env, manager, signature
+from infra.sendgrid_client import DEFAULT_BASE_URL
 
 NAMESPACE = "sendgrid-events"
 
@@ -37,6 +38,8 @@ TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 # duplicate mark has expired.
 WEBHOOK_MAX_AGE_MIN = 86400
 WEBHOOK_MAX_AGE_MAX = delivery.REMEMBER_SECONDS
+# sendgridApiBaseUrl: SendGrid's API (https), or a local stand-in's (http on a loopback address).
+API_BASE_URL = re.compile(r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost)(:\d+)?)/?$")
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -55,6 +58,12 @@ class ConfigError(pulumi.RunError, ValueError):
 class Settings:
     api_key: pulumi.Output[str]
     webhook_public_keys: tuple[str, ...]
+    """Configured keys: with ``manage_sendgrid``, extra ones (a rotation) besides the managed webhook's."""
+    manage_sendgrid: bool
+    """Whether the program creates the Event Webhook (and Inbound Parse) through SendGrid's API."""
+    sendgrid_api_base_url: str
+    webhook_key_version: int
+    """Bumping it makes SendGrid sign the managed webhook with a new key (a rotation)."""
     allow_unsigned_webhooks: bool
     webhook_max_age_seconds: int
     plugins: tuple[str, ...]
@@ -170,13 +179,22 @@ def public_keys(config: pulumi.Config, key: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _webhook_public_keys(config: pulumi.Config, allow_unsigned: bool) -> tuple[str, ...]:
+def _webhook_public_keys(config: pulumi.Config, allow_unsigned: bool, managed: bool) -> tuple[str, ...]:
     keys = public_keys(config, "webhookPublicKeys")
-    if not keys and not allow_unsigned:
+    if not keys and not allow_unsigned and not managed:
         raise ConfigError("webhookPublicKeys", "is required: the public key(s) of SendGrid's signed Event "
                                                f"Webhook (or set {NAMESPACE}:allowUnsignedWebhooks true to "
-                                               "accept unsigned posts)")
+                                               "accept unsigned posts), since "
+                                               f"{NAMESPACE}:manageSendgridWebhook is false")
     return keys
+
+
+def _api_base_url(config: pulumi.Config) -> str:
+    url = _raw(config, "sendgridApiBaseUrl") or DEFAULT_BASE_URL
+    if not API_BASE_URL.match(url):
+        raise ConfigError("sendgridApiBaseUrl", f"must be an https:// base URL such as {DEFAULT_BASE_URL} "
+                                                f"(or https://api.eu.sendgrid.com), not {url!r}")
+    return url.rstrip("/")
 
 
 def _webhook_max_age(config: pulumi.Config) -> int:
@@ -234,6 +252,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         raise ConfigError("sendgridApiKey", "is required: a SendGrid API key with Mail Send permission "
                                             f"(pulumi config set --secret {NAMESPACE}:sendgridApiKey SG....)")
     allow_unsigned = boolean(config, "allowUnsignedWebhooks", False)
+    managed = boolean(config, "manageSendgridWebhook", True)
     prefix = _table_prefix(config)
     if not TABLE_PREFIX.match(prefix):
         raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
@@ -247,7 +266,10 @@ def load(config: pulumi.Config | None = None) -> Settings:
                                         f"tables of this stack: {', '.join(known_tables)}")
     return Settings(
         api_key=config.require_secret("sendgridApiKey"),
-        webhook_public_keys=_webhook_public_keys(config, allow_unsigned),
+        webhook_public_keys=_webhook_public_keys(config, allow_unsigned, managed),
+        manage_sendgrid=managed,
+        sendgrid_api_base_url=_api_base_url(config),
+        webhook_key_version=integer(config, "webhookKeyVersion", 1, minimum=1),
         allow_unsigned_webhooks=allow_unsigned,
         webhook_max_age_seconds=_webhook_max_age(config),
         plugins=plugins,

@@ -13,6 +13,7 @@ what moto made (``devstack.apply``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import runpy
 import threading
@@ -100,7 +101,11 @@ class _Monitor(mocks.MockMonitor):
         mocks._ensure_event_loop()
         resource = Resource(type=request.type, name=request.name, urn=urn, parent=request.parent or None,
                             custom=bool(request.custom), inputs=rpc.deserialize_properties(request.object))
-        resource.id, resource.outputs = self.engine.create(resource)
+        try:
+            resource.id, resource.outputs = self.engine.create(resource)
+        except Exception as exc:
+            _REPORTED.add(id(exc))
+            raise
         with self._lock:
             self.created.append(resource)
         state = _sync_await(rpc.serialize_properties(resource.outputs, {}))
@@ -117,6 +122,17 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def call(self, args):
         return self.engine.call(args.token, dict(args.args))
+
+
+_REPORTED: set[int] = set()
+"""Ids of the engine's exceptions: the run raises the first; their copies in the SDK's futures are noise."""
+
+
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The loop's exception handler: an engine error the run has raised already is not printed again
+    ("Future exception was never retrieved", once per output that waited on the resource)."""
+    if id(context.get("exception")) not in _REPORTED:
+        loop.default_exception_handler(context)
 
 
 @contextmanager
@@ -144,6 +160,7 @@ def run(config: dict[str, str], engine: Engine, *, stack: str, secret_keys: tupl
     """Run ``main`` (``__main__.py``, or a function) with ``config`` (``namespace:key`` -> string, as the CLI
     hands it) in ``runtime``."""
     program = main if callable(main) else lambda: runpy.run_path(str(main), run_name="__main__")
+    asyncio.get_event_loop().set_exception_handler(_quiet)
     with runtime(config, engine, stack=stack, secret_keys=secret_keys, project=project, preview=preview,
                  logger=logger) as monitor:
         root = settings.get_root_resource()

@@ -2,10 +2,23 @@
 
 The config (plugins' keys too, by their ``stack_settings`` hooks) is checked
 before, by ``infra.config.load``. Order: KMS key and tables -> the API key
-parameter -> the core's environment -> every enabled plugin's
-``infrastructure`` hook -> table grants (declared access, so a plugin's own
-function gets its tables too) -> the functions (core and plugin-added) -> the
-sender's stream trigger -> the REST API.
+parameter -> the REST API itself -> SendGrid's signed Event Webhook (unless
+``manageSendgridWebhook`` is false) -> the core's environment -> every
+enabled plugin's ``infrastructure`` hook -> table grants (declared access, so
+a plugin's own function gets its tables too) -> the functions (core and
+plugin-added) -> the sender's stream trigger -> the REST API's routes and stage.
+
+The dependency cycle, and how it is broken: the webhook function's
+environment needs the webhook's public key, which SendGrid makes when the
+program creates the Event Webhook, which needs the webhook URL. Taken from the
+stage (``Stage.invoke_url``), that URL would wait for the deployment, which
+waits for the integrations, which wait for the function: a cycle. But a
+stage's URL is ``https://<rest api id>.execute-api.<region>.amazonaws.com/<stage>``,
+and the REST API's id and region (its execution ARN) and the stage's name do
+not depend on any function: ``WebhookApi.url`` builds the URL from them, the
+Event Webhook is created with it before the functions, and the routes and
+stage follow the functions. Until the stage exists the URL answers nothing;
+SendGrid only posts after mail is sent, which needs the whole stack.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import pulumi_random as random
 from handlers import env, manager
 from handlers.tables import MAIL_SENDER, SENDER, WEBHOOK
 from infra import bytecode, packaging
+from infra import sendgrid
 from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
 from infra.config import Settings
 from infra.function import Function, FunctionArgs
@@ -33,19 +47,18 @@ CORE_FUNCTIONS = {
     WEBHOOK: FunctionSpec(WEBHOOK, "handlers.webhook.lambda_handler", timeout=29, memory=256,
                           description="Receives SendGrid Event Webhook batches"),
 }
-# Variables the handlers read that the program leaves unset: local runs only, or their default is right.
-NOT_SET = frozenset({env.SENDGRID_API_KEY.name, env.SENDGRID_API_HOST.name})
 WEBHOOK_PATH_LENGTH = 48
 
 
-def core_environment(settings: Settings, api_key_parameter: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+def core_environment(settings: Settings, api_key_parameter: pulumi.Input[str],
+                     webhook_public_keys: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
     """The value of every core variable the program sets (each function gets those it reads)."""
     return {
         env.ENABLED_PLUGINS.name: ",".join(settings.plugins),
         env.SENT_LOG_TTL_DAYS.name: str(settings.sent_log_ttl_days),
         env.SENDGRID_API_KEY_PARAMETER.name: api_key_parameter,
         env.SENDGRID_EVENTS_STACK.name: pulumi.get_stack(),
-        env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name: ",".join(settings.webhook_public_keys),
+        env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name: webhook_public_keys,
         env.SENDGRID_WEBHOOK_MAX_AGE_SECONDS.name: str(settings.webhook_max_age_seconds),
         env.SENDGRID_WEBHOOK_ALLOW_UNSIGNED_INSECURE.name: "true" if settings.allow_unsigned_webhooks else "false",
     }
@@ -78,10 +91,18 @@ class Pipeline(pulumi.ComponentResource):
             type="SecureString", value=settings.api_key, key_id=storage.kms_key_arn,
             description="SendGrid API key (Mail Send) of the sender function", opts=child)
 
+        api = WebhookApi(f"{name}-api", WebhookApiArgs(
+            throttle_rate_limit=settings.throttle_rate_limit,
+            throttle_burst_limit=settings.throttle_burst_limit), opts=child)
+        webhook_path = random.RandomString("webhook-path", length=WEBHOOK_PATH_LENGTH, special=False,
+                                           upper=False, opts=child)
+        access = sendgrid.Access(settings.api_key, settings.sendgrid_api_base_url) \
+            if settings.manage_sendgrid else None
         stack = StackContext(config=args.config, prefix=name, parent=self,
                              kms_key_arn=storage.kms_key_arn, tables=storage.tables,
-                             settings=settings.plugin_settings)
-        values = core_environment(settings, api_key.name)
+                             settings=settings.plugin_settings, sendgrid=access, route_url=api.url)
+        webhook_keys = self._webhook_keys(settings, plugins, stack, api.url(webhook_path.result))
+        values = core_environment(settings, api_key.name, webhook_keys)
         for function, inventory in env.READ_BY.items():
             for var in inventory:
                 if var.name in values:
@@ -127,13 +148,9 @@ class Pipeline(pulumi.ComponentResource):
             max_record_age_seconds=settings.stream_max_record_age_seconds,
         ), opts=child)
 
-        webhook_path = random.RandomString("webhook-path", length=WEBHOOK_PATH_LENGTH, special=False,
-                                           upper=False, opts=child)
         routes = [ApiRoute(WEBHOOK, webhook_path.result, functions[WEBHOOK].function)]
         routes += [ApiRoute(r.function, r.path_part, functions[r.function].function) for r in stack.routes]
-        api = WebhookApi(f"{name}-api", WebhookApiArgs(
-            routes=routes, throttle_rate_limit=settings.throttle_rate_limit,
-            throttle_burst_limit=settings.throttle_burst_limit), opts=child)
+        api.add_routes(routes)
 
         self.outputs = {
             **{f"{route}Url": url for route, url in api.urls.items()},
@@ -143,6 +160,23 @@ class Pipeline(pulumi.ComponentResource):
             **stack.outputs,
         }
         self.register_outputs(self.outputs)
+
+    def _webhook_keys(self, settings: Settings, plugins: manager.Plugins, stack: StackContext,
+                      url: pulumi.Output[str]) -> pulumi.Input[str]:
+        """``SENDGRID_WEBHOOK_PUBLIC_KEYS``: the managed webhook's key first, then the configured ones."""
+        configured = ",".join(settings.webhook_public_keys)
+        if stack.sendgrid is None:  # manageSendgridWebhook false: SendGrid is configured by hand
+            return configured
+        flags, unknown = sendgrid.flags_for(plugins.event_types)
+        if unknown:
+            pulumi.log.warn(f"SendGrid's Event Webhook has no setting for event type(s) {', '.join(unknown)}: "
+                            "SendGrid will not post them")
+        webhook = sendgrid.event_webhook(
+            "sendgrid-event-webhook", stack.sendgrid, url, f"{pulumi.get_project()}-{pulumi.get_stack()}",
+            flags, settings.webhook_key_version, opts=pulumi.ResourceOptions(parent=self))
+        stack.export("webhookId", webhook.webhookId)
+        stack.export("webhookPublicKey", webhook.publicKey)
+        return sendgrid.key_list(webhook, settings.webhook_public_keys)
 
     @staticmethod
     def _grant_tables(stack: StackContext, plugins: manager.Plugins) -> None:

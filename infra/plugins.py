@@ -25,7 +25,7 @@ program sets exactly what the code reads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pulumi
 
@@ -72,6 +72,11 @@ class StackContext:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     """Functions added by plugins (the core's two are built regardless)."""
     routes: list[Route] = field(default_factory=list)
+    sendgrid: Any = None
+    """``infra.sendgrid.Access`` (API key and base URL) when the program manages SendGrid's settings
+    (``manageSendgridWebhook``, the default); None when SendGrid is configured by hand."""
+    route_url: Callable[[pulumi.Input[str]], pulumi.Output[str]] | None = None
+    """A route's URL (secret) from its path, before the route exists (``add_route`` answers it)."""
 
     def child_opts(self, **kwargs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self.parent, **kwargs)
@@ -108,7 +113,8 @@ class StackContext:
         self.env[name] = {}
         self.statements[name] = []
 
-    def add_route(self, function: str, path_part: pulumi.Input[str]) -> None:
-        """Expose ``function`` as POST ``/<path_part>`` on the REST API (stage ``v1``)."""
+    def add_route(self, function: str, path_part: pulumi.Input[str]) -> pulumi.Output[str] | None:
+        """Expose ``function`` as POST ``/<path_part>`` on the REST API (stage ``v1``); its URL (secret)."""
         self._check(function)
         self.routes.append(Route(function, path_part))
+        return self.route_url(path_part) if self.route_url else None

@@ -30,6 +30,10 @@ from infra import display, offline, stackconfig
 
 ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+# What SendGrid answers for the program's dynamic resources (infra.sendgrid), made up.
+SENDGRID_OUTPUTS = {"webhookId": "webhook-id", "policyId": "policy-id",
+                    "publicKey": "(SendGrid's public key, known after pulumi up)"}
 
 
 class Engine(offline.Engine):
@@ -63,9 +67,12 @@ class Engine(offline.Engine):
         elif typ == "aws:lambda/function:Function":
             state["invokeArn"] = f"arn:aws:apigateway:{region}:lambda:path/functions/{arn}/invocations"
         elif typ == "aws:apigateway/restApi:RestApi":
-            state.update(rootResourceId="root-id", executionArn=f"arn:aws:execute-api:{region}:{account}:api-id")
+            state.update(rootResourceId="root-id",
+                         executionArn=f"arn:aws:execute-api:{region}:{account}:{name}-id")
         elif typ == "aws:apigateway/stage:Stage":
-            state["invokeUrl"] = f"https://api-id.execute-api.{region}.amazonaws.com/{inputs['stageName']}"
+            state["invokeUrl"] = f"https://{inputs['restApi']}.execute-api.{region}.amazonaws.com/{inputs['stageName']}"
+        elif typ == DYNAMIC:
+            state.update(SENDGRID_OUTPUTS)
         elif typ == "aws:sqs/queue:Queue":
             state["url"] = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
         elif typ == "aws:kms/key:Key":

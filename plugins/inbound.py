@@ -8,9 +8,13 @@ request body as received in the bucket and then calls the enabled plugins'
 
 Protection: the secret path, a size limit, and the ECDSA signature of an
 Inbound Parse security policy, verified by ``handlers.signature`` (the Event
-Webhook's verifier) against the policy's public key(s) (config
-``inboundPublicKeys``). Without a key the function refuses every request,
-unless ``allowUnsignedInbound`` is true.
+Webhook's verifier) against the policy's public key(s). When the program
+manages SendGrid (``manageSendgridWebhook``, the default) it creates the
+signature policy and wires its key in, and, given ``inboundParseHostname``,
+the Parse setting (URL = the route, send raw per ``inboundSendRaw``, the
+policy attached); ``inboundPublicKeys`` are extra keys. Otherwise they are
+the keys, and without one the function refuses every request, unless
+``allowUnsignedInbound`` is true.
 
 The bucket: private (public access blocked, ACLs off, TLS only), encrypted
 with the stack's KMS key (SSE-KMS, bucket key) or SSE-S3, objects expired
@@ -18,6 +22,8 @@ after ``inboundExpireDays`` (0: kept). The function may only put objects in it.
 """
 
 from __future__ import annotations
+
+import re
 
 from handlers.env import ENABLED_PLUGINS, Var
 from handlers.hookspecs import hookimpl
@@ -41,19 +47,26 @@ INBOUND_ALLOW_UNSIGNED_INSECURE = Var(
 FUNCTION = "inbound"
 HANDLER = "plugins.inbound_handler.lambda_handler"
 PATH_LENGTH = 48
+HOSTNAME = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
 
 
 @hookimpl
 def stack_settings(config):
     """The stack config: ``inboundPublicKeys``, ``allowUnsignedInbound``, ``inboundMaxAgeSeconds``,
-    ``inboundExpireDays``."""
-    from infra.config import boolean, integer, public_keys
+    ``inboundExpireDays``, ``inboundParseHostname``, ``inboundSendRaw``."""
+    from infra.config import ConfigError, boolean, integer, public_keys
+
+    hostname = (config.get("inboundParseHostname") or "").strip().lower()
+    if hostname and not HOSTNAME.match(hostname):
+        raise ConfigError("inboundParseHostname", f"must be a host name such as parse.example.com, not {hostname!r}")
 
     return {
         "keys": public_keys(config, "inboundPublicKeys"),
         "allow_unsigned": boolean(config, "allowUnsignedInbound", False),
         "max_age": integer(config, "inboundMaxAgeSeconds", int(INBOUND_MAX_AGE_SECONDS.default)),
         "expire_days": integer(config, "inboundExpireDays", 0),
+        "hostname": hostname,
+        "send_raw": boolean(config, "inboundSendRaw", False),
     }
 
 
@@ -67,7 +80,7 @@ def infrastructure(stack):
 
     settings = stack.settings["inbound"]
     keys, allow_unsigned = settings["keys"], settings["allow_unsigned"]
-    if not keys and not allow_unsigned:
+    if not keys and not allow_unsigned and stack.sendgrid is None:
         pulumi.log.warn("inbound: no inboundPublicKeys: the inbound function refuses every request until "
                         "an Inbound Parse security policy's public key is configured")
 
@@ -100,15 +113,34 @@ def infrastructure(stack):
     stack.add_function(FUNCTION, HANDLER, timeout=29, memory=512,
                        description="Stores SendGrid Inbound Parse posts in S3")
     stack.add_env(FUNCTION, INBOUND_BUCKET.name, bucket.id)  # a bucket's id is its name
-    stack.add_env(FUNCTION, INBOUND_PUBLIC_KEYS.name, ",".join(keys))
+    path = random.RandomString("inbound-path", length=PATH_LENGTH, special=False, upper=False,
+                               opts=stack.child_opts())
+    url = stack.add_route(FUNCTION, path.result)
+    stack.add_env(FUNCTION, INBOUND_PUBLIC_KEYS.name, _managed_parse(stack, settings, url) if stack.sendgrid
+                  else ",".join(keys))
     stack.add_env(FUNCTION, INBOUND_MAX_AGE_SECONDS.name, str(settings["max_age"]))
     stack.add_env(FUNCTION, INBOUND_ALLOW_UNSIGNED_INSECURE.name, "true" if allow_unsigned else "false")
     # The stack's plugins (the core sets them on the webhook first), for inbound_mail hooks.
     stack.add_env(FUNCTION, ENABLED_PLUGINS.name, stack.env["webhook"][ENABLED_PLUGINS.name])
     stack.allow(FUNCTION, ["s3:PutObject"], [bucket.arn.apply(lambda arn: f"{arn}/*")])
     stack.allow_key(FUNCTION, ("kms:GenerateDataKey",))  # SSE-KMS on put
-
-    path = random.RandomString("inbound-path", length=PATH_LENGTH, special=False, upper=False,
-                               opts=stack.child_opts())
-    stack.add_route(FUNCTION, path.result)
     stack.export("inboundBucket", bucket.id)
+
+
+def _managed_parse(stack, settings, url):
+    """SendGrid's signature security policy and, given a hostname, the Parse setting posting to ``url``
+    with it; ``INBOUND_PUBLIC_KEYS``: the policy's key, then the configured ones."""
+    import pulumi
+
+    from infra import sendgrid
+
+    policy = sendgrid.security_policy("inbound-security-policy", stack.sendgrid, f"{stack.prefix}-inbound",
+                                      opts=stack.child_opts())
+    if settings["hostname"]:
+        sendgrid.parse_setting("inbound-parse-setting", stack.sendgrid, settings["hostname"], url,
+                               settings["send_raw"], policy.policyId, opts=stack.child_opts())
+    else:
+        pulumi.log.warn("inbound: no inboundParseHostname: the security policy is made, the Parse setting is "
+                        "not (set the hostname whose MX points at mx.sendgrid.net)")
+    stack.export("inboundPolicyId", policy.policyId)
+    return sendgrid.key_list(policy, settings["keys"])

@@ -1,7 +1,7 @@
 """The inbound function: one SendGrid Inbound Parse POST (API Gateway proxy) -> one S3 object.
 
 A request goes through: its size and body (API Gateway base64-encodes a
-multipart body; ``handlers.webhook.raw_body`` decodes it), its signature
+multipart body; ``handlers.apigw.raw_body`` decodes it), its signature
 (``handlers.signature``, with the ``INBOUND_*`` settings), its form (parsed
 and checked before anything is stored: a post that is not SendGrid's form is
 a 400, never stored, so no hook fails on it and no retry stores it again),
@@ -41,7 +41,7 @@ import boto3
 
 from handlers import signature
 from handlers.manager import enabled_plugins
-from handlers.webhook import BadRequest, misconfigured, raw_body, response
+from handlers.apigw import BadRequest, Refused, header, raw_body, refusal, response
 from plugins.inbound import (INBOUND_ALLOW_UNSIGNED_INSECURE, INBOUND_BUCKET, INBOUND_MAX_AGE_SECONDS,
                              INBOUND_PUBLIC_KEYS)
 
@@ -140,11 +140,6 @@ def object_key(event: dict, context) -> tuple[str, datetime]:
     return f"{at:%Y/%m/%d/%H%M%S}.{at.microsecond // 1000:03d}Z-{request_id}", at
 
 
-def _refused(status: int, error: str) -> dict:
-    log.warning(json.dumps({"message": "inbound request refused", "status": status, "error": error}))
-    return response(status, {"error": error})
-
-
 def _failed(what: str, exc: Exception, **extra) -> dict:
     log.error(json.dumps({"message": f"inbound mail not {what}", "status": 503, "error": type(exc).__name__,
                           "detail": str(exc)[:300], **extra}))
@@ -162,21 +157,17 @@ def handle(event: dict, context=None, plugins=enabled_plugins) -> dict:
         if not body:
             raise BadRequest("body is empty")
         signed = signature.verify(body, event.get("headers"), settings(), time.time())
-    except signature.Forbidden as exc:
-        return _refused(403, str(exc))
-    except BadRequest as exc:
-        return _refused(exc.status, str(exc))
-    except signature.ConfigurationError as exc:
-        return misconfigured("inbound receiver", exc, log)
+        content_type = header(event.get("headers"), "Content-Type") or ""
+        if not _CONTENT_TYPE.match(content_type):
+            content_type = "application/octet-stream"
+        try:
+            form = parse_form(body, content_type)
+        except ValueError as exc:  # not stored: no hook can fail on it, no retry stores it again
+            raise BadRequest(f"body is not an Inbound Parse form: {exc}") from None
+    except Refused as exc:  # a bad request, a bad signature, a broken setting
+        return refusal("inbound receiver", exc, log)
 
     key, at = object_key(event, context)
-    content_type = signature.header(event.get("headers"), "Content-Type") or ""
-    if not _CONTENT_TYPE.match(content_type):
-        content_type = "application/octet-stream"
-    try:
-        form = parse_form(body, content_type)
-    except ValueError as exc:  # not stored: no hook can fail on it, no retry stores it again
-        return _refused(400, f"body is not an Inbound Parse form: {exc}")
     try:
         bucket = os.environ[INBOUND_BUCKET.name]
         client().put_object(

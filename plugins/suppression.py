@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 from handlers import dynamo
 from handlers.hookspecs import hookimpl
-from handlers.tables import SENDER, Index, Table
+from handlers.tables import MAX_HASH_KEY_BYTES, SENDER, Index, Table
 from plugins import dynamodb
 from plugins.dynamodb import BOUNCE
 
@@ -47,7 +47,10 @@ def why(item: dict) -> str | None:
 
 
 def rows_for(address: str) -> list[dict]:
-    """The bounce-table rows of ``address`` (any case)."""
+    """The bounce-table rows of ``address`` (any case); none for an address too long to be an index key
+    (the webhook never stores such a row: it is a reject there)."""
+    if len(address.lower().encode("utf-8")) > MAX_HASH_KEY_BYTES:
+        return []
     request = {
         "TableName": os.environ[BOUNCE.env_var],
         "IndexName": ADDRESS_INDEX.name,

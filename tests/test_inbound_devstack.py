@@ -30,7 +30,8 @@ def test_a_signed_multipart_inbound_parse_post_is_stored_and_an_unsigned_one_ref
     assert status == 403
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
-    status, answer = post(url, body, {"Content-Type": content_type, **stack.key.headers(body)})
+    assert post(url, body, {"Content-Type": content_type, **stack.key.headers(body)})[0] == 403  # the webhook's
+    status, answer = post(url, body, {"Content-Type": content_type, **stack.inbound_key.headers(body)})
     assert status == 200
     [stored] = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert stored["Key"] == answer["stored"]

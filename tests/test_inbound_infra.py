@@ -6,7 +6,7 @@ import pytest
 
 from handlers.tables import SENDER, WEBHOOK
 from infra.config import ConfigError
-from infra.preview import Engine
+from infra.preview import SENDGRID_OUTPUTS, Engine
 from tests.infra_program import PUBLIC_KEY, run_program
 from tests.test_infra import granted
 
@@ -71,7 +71,7 @@ def test_the_function_its_settings_and_its_secret_route(made):
     assert function["timeout"] <= 29  # API Gateway's limit
     assert made.environment("inbound") == {
         "INBOUND_BUCKET": "inbound-mail-id",  # (the mock's id for the bucket: its name)
-        "INBOUND_PUBLIC_KEYS": f"{PUBLIC_KEY},{OTHER_KEY}",
+        "INBOUND_PUBLIC_KEYS": f"{SENDGRID_OUTPUTS['publicKey']},{PUBLIC_KEY},{OTHER_KEY}",  # the policy's first
         "INBOUND_MAX_AGE_SECONDS": "345600",
         "INBOUND_ALLOW_UNSIGNED_INSECURE": "false",
         "ENABLED_PLUGINS": "bounce,dropped,dynamodb,inbound",
@@ -92,7 +92,7 @@ def test_the_function_its_settings_and_its_secret_route(made):
 
 
 def test_aws_owned_keys_mean_sse_s3_and_no_kms_grant(program):
-    made = program("inbound", kmsKey="aws-owned", allowUnsignedInbound="true")
+    made = program("inbound", kmsKey="aws-owned", allowUnsignedInbound="true", manageSendgridWebhook="false")
     sse = one(made, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
     assert not any(a.startswith("kms:") for s in made.policies("inbound") for a in s["Action"])

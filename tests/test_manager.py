@@ -73,3 +73,27 @@ def test_each_core_function_has_its_variable_inventory():
     from handlers import env, tables
 
     assert env.READ_BY == {tables.SENDER: env.SENDER, tables.WEBHOOK: env.WEBHOOK}
+
+
+def test_an_event_type_returning_a_core_record_key_is_an_error_at_start(monkeypatch):
+    import types as pytypes
+
+    from handlers import reconcile
+    from handlers.hookspecs import hookimpl
+
+    @hookimpl
+    def register_event_types(register):
+        register("custom", lambda event: {"eventId": "mine", "note": event.get("note")})
+
+    module = pytypes.ModuleType("overwriter")
+    module.register_event_types = register_event_types
+    monkeypatch.setitem(manager.BUILTIN_PLUGINS, "overwriter", "overwriter")
+    monkeypatch.setitem(__import__("sys").modules, "overwriter", module)
+    with pytest.raises(manager.PluginError, match=r"plugin 'overwriter': event type 'custom' returns core record "
+                                                  r"key\(s\) eventId"):
+        manager.build("overwriter")
+    # And were one to slip through (a key only some events get), the core's value stands.
+    event_type = manager.EventType("custom", lambda event: {"eventId": "mine", "note": 1}, "overwriter")
+    event = {"event": "custom", "email": "a@example.com", "timestamp": 1, "sg_event_id": "real"}
+    record = reconcile.build_record(event, event_type, {})
+    assert record["eventId"] == "real" and record["note"] == 1

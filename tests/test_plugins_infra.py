@@ -9,7 +9,7 @@ from handlers.tables import SENDER, WEBHOOK
 from infra import pipeline
 from infra.config import ConfigError
 from infra.plugins import StackContext
-from infra.preview import Engine
+from infra.preview import SENDGRID_OUTPUTS, Engine
 from tests.infra_program import PUBLIC_KEY, run_program
 from tests.test_infra import granted, table_arn
 
@@ -132,5 +132,6 @@ def test_builtin_infrastructure_hooks_get_their_keys_from_stack_settings_only(mo
     assert made.environment(SENDER)["HISTORY_TTL_DAYS"] == "30"
     assert made.environment(WEBHOOK)["SNS_EVENTS"] == "bounce,spamreport"
     inbound = made.environment("inbound")
-    assert (inbound["INBOUND_PUBLIC_KEYS"], inbound["INBOUND_MAX_AGE_SECONDS"]) == (PUBLIC_KEY, "600")
+    assert (inbound["INBOUND_PUBLIC_KEYS"], inbound["INBOUND_MAX_AGE_SECONDS"]) == \
+        (f"{SENDGRID_OUTPUTS['publicKey']},{PUBLIC_KEY}", "600")
     assert inbound["INBOUND_ALLOW_UNSIGNED_INSECURE"] == "true"

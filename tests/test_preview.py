@@ -137,4 +137,4 @@ def test_make_preview(tmp_path):
     done = subprocess.run(["make", "-s", "preview", "STACK=dev", f"VENV={venv}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
-    assert "Previewing update (dev)" in done.stdout and "    webhookUrl     : [secret]" in done.stdout
+    assert "Previewing update (dev)" in done.stdout and re.search(r"\n    webhookUrl +: \[secret\]\n", done.stdout)

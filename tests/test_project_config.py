@@ -251,9 +251,9 @@ def test_stack_files_live_in_stack_config_dir(tmp_path):
 
 # --- the project's own stacks -----------------------------------------------------------------------
 
-def readme_stack() -> dict:
-    """The stack file a user following the README's Deploy section gets: its ``pulumi config set`` lines."""
-    deploy = (ROOT / "README.md").read_text().split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+def readme_stack(section: str = "\n## Deploy\n", end: str = "\n## ") -> dict:
+    """The stack file a user following a README section (default: Deploy) gets: its ``pulumi config set`` lines."""
+    deploy = (ROOT / "README.md").read_text().split(section, 1)[1].split(end, 1)[0]
     config: dict = {}
     for block in re.findall(r"^ *```sh\n(.*?)^ *```", deploy, re.M | re.S):
         for line in block.splitlines():
@@ -280,12 +280,20 @@ def resolve_real(config: dict, stack: str = "prod") -> stackconfig.ProgramConfig
 
 def test_the_readmes_deploy_section_makes_a_stack_the_cli_accepts():
     stack = readme_stack()
-    assert set(stack) >= {"aws:region", "sendgrid-events:sendgridApiKey", "sendgrid-events:webhookPublicKeys"}
+    assert set(stack) >= {"aws:region", "sendgrid-events:sendgridApiKey"}
+    assert "sendgrid-events:webhookPublicKeys" not in stack  # no key copied from SendGrid's console
     handed = resolve_real(stack)
     assert handed.secret_keys == ("sendgrid-events:sendgridApiKey",)
     assert handed.values["sendgrid-events:sendgridApiKey"] == SECRET_PLACEHOLDER
+    assert handed.values["sendgrid-events:manageSendgridWebhook"] == "true"  # a default applied
+    assert handed.values["sendgrid-events:webhookMaxAgeSeconds"] == "259200"
+
+
+def test_the_readmes_manual_flow_sets_the_switch_and_the_verification_key():
+    manual = readme_stack("\n### Configuring SendGrid by hand", "\n## ")
+    handed = resolve_real({**readme_stack(), **manual})
+    assert handed.values["sendgrid-events:manageSendgridWebhook"] == "false"
     assert len(json.loads(handed.values["sendgrid-events:webhookPublicKeys"])) == 1
-    assert handed.values["sendgrid-events:webhookMaxAgeSeconds"] == "259200"  # a default applied
 
 
 def test_the_readmes_minimal_stack_without_the_api_key_is_refused():
@@ -323,7 +331,7 @@ def test_a_stack_with_every_builtin_plugin_passes_and_the_program_makes_it():
     environment = made.one("aws:lambda/function:Function", "sendgrid-events-all-webhook").inputs["environment"]
     assert environment["variables"]["ENABLED_PLUGINS"] == ",".join(manager.BUILTIN_PLUGINS)
     assert made.is_secret("webhookUrl") and made.is_secret("inboundUrl")
-    assert made.resolved_outputs()["webhookUrl"].startswith("https://api-id.execute-api.eu-west-1.amazonaws.com/")
+    assert re.match(r"https://[^./]+\.execute-api\.eu-west-1\.amazonaws\.com/v1/", made.resolved_outputs()["webhookUrl"])
 
 
 def test_a_third_party_plugins_keys_need_no_declaration():

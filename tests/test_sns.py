@@ -2,7 +2,6 @@
 
 import json
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 

@@ -109,3 +109,23 @@ def test_it_needs_the_dynamodb_plugin_in_any_order():
     assert manager.build("suppression,dynamodb").tables["bounce"].indexes == (suppression.ADDRESS_INDEX,)
     with pytest.raises(manager.PluginError, match="bounce"):
         manager.build("bounce,suppression")  # no dynamodb: the bounce table is not declared
+
+
+def test_an_address_too_long_for_the_index_is_sent_not_failed(stack, sendgrid):
+    """DynamoDB refuses a Query for an index key over 2048 bytes (moto does not: taught here); no row
+    can exist for such an address anyway."""
+    from botocore.exceptions import ClientError
+
+    from handlers import dynamo
+
+    plugins = stack(PLUGINS)
+
+    def as_dynamodb_does(params, **_):
+        if any(len(v.get("S", "").encode()) > 2048 for v in params.get("ExpressionAttributeValues", {}).values()):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "key too large"}}, "Query")
+
+    dynamo.client().meta.events.register("before-parameter-build.dynamodb.Query", as_dynamodb_does)
+    long_address = "x" * 2100 + "@example.com"
+    assert suppression.suppression(long_address) is None  # no Query that would be a ValidationException
+    item = send(plugins, seed_item("m-long", [(long_address, "Long")]))
+    assert item["status"] != "failed"

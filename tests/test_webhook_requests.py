@@ -187,3 +187,16 @@ def test_reject_reasons_and_ignored_types_in_the_log_carry_no_value(endpoint, st
     assert "@" not in caplog.text
     detail = {r["reason"]: r.get("detail") for r in scan("TABLE_REJECTS")}
     assert detail["dropped fields: ValueError"] == "cannot read dave@example.com"  # kept for the operator
+
+
+def test_a_503_is_logged_with_what_failed_and_no_address(endpoint, caplog):
+    from handlers.manager import Sink
+
+    def down(records):
+        raise RuntimeError(f"queue full for {records[0]['email']}")
+
+    web = endpoint("bounce", Sink("down", down, True, "tests"))
+    with caplog.at_level(logging.INFO):
+        assert web.post([bounce(1)])[0] == 503
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "handlers.webhook"]
+    assert line["error"] == "RuntimeError: queue full for <address>" and "@" not in caplog.text

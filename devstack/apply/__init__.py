@@ -11,7 +11,8 @@ time, so there is never anything to diff, update or delete.
 
 One module per service family registers its types in ``APPLY``:
 ``data`` (KMS, DynamoDB, SSM, SQS, SNS, S3), ``functions`` (IAM, CloudWatch
-Logs, Lambda), ``api`` (API Gateway, random).
+Logs, Lambda), ``api`` (API Gateway, random), ``dynamic`` (the program's
+dynamic resources: SendGrid's settings, made in the stand-in by their provider).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class Applier(offline.Engine):
 
 
 def _load_modules() -> None:
-    from devstack.apply import api, data, functions  # noqa: F401  (they register their types)
+    from devstack.apply import api, data, dynamic, functions  # noqa: F401  (they register their types)
 
 
 _load_modules()
