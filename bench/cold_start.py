@@ -1,178 +1,177 @@
-"""Figure: cold start: handler import time next to a bare ``import boto3``, and what is shipped.
+"""Figure: cold start: handler import time next to a bare ``import boto3``, as deployed and in the dev tree.
 
-Import time: ``python -X importtime -c "import <module>"`` in fresh
-processes, the runs of each target interleaved (boto3, webhook, sender,
-boto3, ...), after one untimed run each (so ``.pyc`` files exist, as they do
-in a deployed layer); the figure is the median, over the runs, of the
-cumulative microseconds of the imports the ``-c`` code made (interpreter
-start-up excluded). ``import boto3`` is the baseline: the Lambda runtime
-ships boto3, and a function that does anything with AWS imports it.
-"webhook, first request" adds what the handler loads lazily on its first
-request: the plugin set (``enabled_plugins()``) and ``cryptography``'s ECDSA.
+Import time: ``python -c "<imports>"`` in fresh processes, the runs of
+every target interleaved (boto3, webhook, sender, ..., boto3, ...), after
+one untimed run each (files in the page cache); the figure is the CPU time
+(``time.process_time``: the machine is shared, and wall time there counts
+other jobs' turns on the cores) the ``-c`` code took, interpreter start-up
+excluded, of the fastest run (the medians' ratio is in the note). "webhook, first request"
+adds what the handler loads lazily on its first request: the plugin set
+(``enabled_plugins()``), a verification key parsed and a signature checked
+(``cryptography``).
 
-Sizes: the function package and the layer as ``infra/packaging.py`` builds
-them for the stack defaults (arm64, python3.12), zipped the way Pulumi
-uploads them (deflate); and which packages make up most of the layer.
+Three ways, each against its own ``import boto3``:
+
+- **as deployed**: the shipped files (``bench/lambda_layout.py``: the function
+  package as ``/var/task``, the layer as ``/opt/python``, both with the
+  ``.pyc`` ``infra/packaging.py`` ships, read-only, no bytecode written) run
+  by the runtime's Python (``PYTHON``, this machine's architecture); the
+  baseline is ``import boto3`` from the runtime's own precompiled copy.
+- **as deployed before**: the same, shipped without ``.pyc`` (what
+  ``pip --no-compile`` and a source-only function package gave): every
+  module compiled on every cold start.
+- **dev tree**: this checkout on this interpreter, ``.pyc`` written by the
+  warm-up run into ``__pycache__`` (the figure reported before; not what
+  Lambda runs).
+
+Without the runtime's Python on this machine the first two are not measured
+(their rows say so).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import zipfile
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench import lambda_layout
 from bench.common import Row, median
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "--bench-mark--"
+
+
+def first_request() -> str:
+    """What the webhook loads on its first request: the plugin set, a verification key, a signature checked."""
+    from devstack.eventwebhook import WebhookKey
+
+    key, body = WebhookKey(), b'[{"event":"bounce"}]\r\n'
+    return ("import handlers.webhook, handlers.manager, handlers.signature as s; "
+            "handlers.manager.enabled_plugins(); "
+            f"assert s.verify({body!r}, {key.headers(body)!r}, s.parse_settings({key.public_key_b64!r}, '0', ''), 0)")
+
+
 TARGETS = {
     "boto3": "import boto3",
-    "handlers.webhook": "import handlers.webhook",
-    "handlers.sender": "import handlers.sender",
-    "webhook, first request": ("import handlers.webhook, handlers.manager; handlers.manager.enabled_plugins(); "
-                               "import cryptography.exceptions, cryptography.hazmat.primitives.hashes, "
-                               "cryptography.hazmat.primitives.asymmetric.ec, "
-                               "cryptography.hazmat.primitives.serialization"),
+    "import handlers.webhook": "import handlers.webhook",
+    "import handlers.sender": "import handlers.sender",
+    "webhook, first request": first_request(),
 }
+QUICK = ("boto3", "webhook, first request")
 RUNS = 15
-ARCH, PYTHON = "aarch64", "3.12"  # the stack defaults (infra/config.py: arm64, python3.12)
+PYTHON = "3.12"  # the stack default runtime (infra/config.py)
+TARGET_RATIO = {"import handlers.sender": 1.1, "webhook, first request": 1.15}  # as deployed, x boto3
 
 
-def import_us(code: str) -> int:
-    """Microseconds of the imports ``code`` makes, in a fresh interpreter (``-X importtime``)."""
-    program = f"import sys; sys.stderr.write({MARK!r} + '\\n'); sys.stderr.flush(); {code}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": ""}
-    env.pop("PYTHONDONTWRITEBYTECODE")
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", program], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+@dataclass(frozen=True)
+class Setup:
+    """Where targets run: ``name`` for the rows, ``python``, and ``search_path`` (None: the dev tree)."""
+
+    name: str
+    python: str
+    search_path: tuple[str, ...] | None = None
+    boto3_path: tuple[str, ...] | None = None
+    """Where its baseline finds boto3 (as deployed: the runtime's folder alone)."""
+
+    def command(self, code: str, baseline: bool) -> tuple[list[str], dict[str, str], Path]:
+        program = (f"import sys, time; started = time.process_time(); {code}; "
+                   f"sys.stderr.write({MARK!r} + str(round((time.process_time() - started) * 1e6)))")
+        if self.search_path is None:
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # .pyc written
+            return [self.python, "-c", program], {**env, "PYTHONPATH": str(ROOT)}, ROOT
+        path = self.boto3_path if baseline else self.search_path
+        argv, env = lambda_layout.command(self.python, list(path), program)
+        return argv, env, Path("/")
+
+
+def import_us(setup: Setup, code: str, baseline: bool = False) -> int:
+    """CPU microseconds ``code`` takes in a fresh interpreter (``time.process_time``, start-up excluded)."""
+    argv, env, cwd = setup.command(code, baseline)
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
-        raise RuntimeError(f"{code!r} failed:\n{result.stderr[-2000:]}")
-    lines = result.stderr.split(MARK + "\n", 1)[1].splitlines()
-    total = 0
-    for line in lines:
-        # "import time: self [us] | cumulative | imported package"; nested imports are indented
-        if not line.startswith("import time:") or "cumulative" in line:
-            continue
-        _, cumulative, name = line.split("|", 2)
-        if not name[1:].startswith(" "):  # top level: one space after the bar
-            total += int(cumulative)
-    return total
+        raise RuntimeError(f"{code!r} ({setup.name}) failed:\n{result.stderr[-2000:]}")
+    return int(result.stderr.rsplit(MARK, 1)[1])
 
 
-def import_times(targets: dict[str, str], runs: int) -> dict[str, list[int]]:
-    for code in targets.values():
-        import_us(code)  # warm-up: .pyc files written, files in the page cache
-    times: dict[str, list[int]] = {name: [] for name in targets}
-    for _ in range(runs):
-        for name, code in targets.items():
-            times[name].append(import_us(code))
+def import_times(setups: list[Setup], targets: tuple[str, ...], runs: int) -> dict[tuple[str, str], list[int]]:
+    """(setup name, target) -> microseconds of each run; every run of every pair interleaved."""
+    pairs = [(setup, target) for setup in setups for target in targets]
+    for setup, target in pairs:
+        import_us(setup, TARGETS[target], target == "boto3")  # warm-up: page cache (and the dev tree's .pyc)
+    times: dict[tuple[str, str], list[int]] = {(s.name, t): [] for s, t in pairs}
+    for run in range(runs):
+        for setup, target in pairs if run % 2 == 0 else reversed(pairs):
+            times[setup.name, target].append(import_us(setup, TARGETS[target], target == "boto3"))
     return times
 
 
-def zipped(files: dict[str, Path]) -> tuple[int, int]:
-    """(zip size, unzipped size) of ``files`` (archive name -> path)."""
-    buffer = io.BytesIO()
-    raw = 0
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, path in files.items():
-            archive.write(path, name)
-            raw += path.stat().st_size
-    return buffer.tell(), raw
+def deployed_setups(folder: Path, python: Path, quick: bool) -> list[Setup]:
+    """The shipped artifacts laid out under ``folder``: with their bytecode, and (unless quick) without."""
+    setups = []
+    for name, bytecode in (("as deployed", True), ("as deployed before", False))[:1 if quick else 2]:
+        tree = lambda_layout.deployed(folder / name.replace(" ", "-"), PYTHON, python, bytecode)
+        setups.append(Setup(name, str(python),
+                            tuple(lambda_layout.paths(tree, lambda_layout.TASK, lambda_layout.LAYER,
+                                                      lambda_layout.RUNTIME)),
+                            tuple(lambda_layout.paths(tree, lambda_layout.RUNTIME))))
+    return setups
 
 
-def folder_files(folder: Path) -> dict[str, Path]:
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+def describe(setup: Setup) -> str:
+    if setup.name == "as deployed":
+        return f"py{PYTHON} {lambda_layout.ARCH}, shipped .pyc, read-only"
+    if setup.name == "as deployed before":
+        return f"py{PYTHON} {lambda_layout.ARCH}, no .pyc shipped, read-only"
+    return f"dev tree, py{sys.version_info[0]}.{sys.version_info[1]}, .pyc cached by a warm-up: not what Lambda runs"
 
 
-def largest_parts(python: Path, count: int = 4) -> list[tuple[str, int]]:
-    """The biggest top-level entries of a layer's ``python/`` folder (packages, with their metadata)."""
-    sizes: dict[str, int] = {}
-    for path in python.rglob("*"):
-        if path.is_file():
-            top = path.relative_to(python).parts[0]
-            top = top.split("-")[0].lower() if top.endswith(".dist-info") else top.lower()
-            sizes[top] = sizes.get(top, 0) + path.stat().st_size
-    return sorted(sizes.items(), key=lambda kv: -kv[1])[:count]
+def rows_for(setup: Setup, targets: tuple[str, ...], times: dict, runs: int) -> list[Row]:
+    """The fastest run of each target against the fastest ``import boto3`` (the median's ratio in the note).
 
-
-LOADED = ("import sys, importlib, handlers.webhook, handlers.sender, handlers.manager as m; "
-          "[importlib.import_module(p) for p in m.BUILTIN_PLUGINS.values()]; "
-          "import cryptography.exceptions, cryptography.hazmat.primitives.hashes, "
-          "cryptography.hazmat.primitives.asymmetric.ec, cryptography.hazmat.primitives.serialization; "
-          "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))")
-
-
-def unused_distributions(python: Path) -> list[tuple[str, int]]:
-    """Distributions in the layer none of whose modules the handlers and built-in plugins import.
-
-    Read from each ``*.dist-info/RECORD`` (the files a distribution installed);
-    the imports from a fresh process that loads every handler and plugin and
-    what the webhook loads on its first request.
+    Importing is the same work every time: on a shared machine other jobs only
+    ever add to it, so the fastest of the interleaved runs is the least noisy
+    figure of what it costs.
     """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    loaded = set(subprocess.run([sys.executable, "-c", LOADED], cwd=ROOT, env=env, capture_output=True,
-                                text=True, check=True, timeout=60).stdout.split())
-    unused = []
-    for info in sorted(python.glob("*.dist-info")):
-        files = [line.rsplit(",", 2)[0] for line in (info / "RECORD").read_text().splitlines() if line]
-        modules = {f.split("/")[0].split(".")[0] for f in files if not f.split("/")[0].endswith(".dist-info")
-                   and not f.startswith(("bin/", "../"))}
-        if modules and not modules & loaded:
-            size = sum((python / f).stat().st_size for f in files if (python / f).is_file())
-            unused.append((info.name.split("-")[0], size))
-    return unused
-
-
-def mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"
-
-
-def size_rows(layer: bool) -> list[Row]:
-    from infra import packaging
-
-    code_zip, code_raw = zipped(packaging.code_files())
-    rows = [Row("package size", "function package (handlers/, plugins/)", None, f"{mb(code_zip)} zipped",
-                "", f"{mb(code_raw)} unzipped, {len(packaging.code_files())} files")]
-    if not layer:
-        rows.append(Row("package size", f"layer ({ARCH}, py{PYTHON})", None, "not measured (quick run)", "", ""))
-        return rows
-    folder, _ = packaging.build_layer(ARCH, PYTHON)  # pip, from PyPI, unless built before
-    rows += layer_rows(folder)
-    return rows
-
-
-def layer_rows(folder: Path) -> list[Row]:
-    """Sizes of a built layer folder (holding ``python/``)."""
+    base, base_median = min(times[setup.name, "boto3"]), median(times[setup.name, "boto3"])
+    baseline = "the runtime's, precompiled" if setup.search_path else "this venv's"
     rows = []
-    layer_zip, layer_raw = zipped(folder_files(folder))
-    parts = ", ".join(f"{name} {mb(size)}" for name, size in largest_parts(folder / "python"))
-    rows.append(Row("package size", f"layer ({ARCH}, py{PYTHON}, requirements-lambda.txt)", None,
-                    f"{mb(layer_zip)} zipped", "", f"{mb(layer_raw)} unzipped (limit 250 MB); largest: {parts}"))
-    unused = unused_distributions(folder / "python")
-    if unused:
-        rows.append(Row("package size", "layer: never imported by handlers/plugins", None,
-                        f"{mb(sum(size for _, size in unused))} unzipped", "",
-                        ", ".join(f"{name} {mb(size)}" for name, size in unused)))
+    for target in targets[1:]:
+        value, value_median = min(times[setup.name, target]), median(times[setup.name, target])
+        goal = TARGET_RATIO.get(target) if setup.name == "as deployed" else None
+        note = (f"CPU time, fastest of {runs} fresh processes (medians: {value_median / base_median:.2f}x)"
+                + (f"; target <= {goal}x" if goal else ""))
+        rows.append(Row("cold start", f"{target} ({describe(setup)})", base / value,
+                        f"{value / 1000:.0f} ms ({value / base:.2f}x boto3)",
+                        f"{base / 1000:.0f} ms (import boto3, {baseline})", note))
     return rows
 
 
 def run(quick: bool = False) -> list[Row]:
-    targets = {k: TARGETS[k] for k in ("boto3", "handlers.webhook")} if quick else TARGETS
+    targets = QUICK if quick else tuple(TARGETS)
     runs = 1 if quick else RUNS
-    times = import_times(targets, runs)
-    base = median(times["boto3"])
-    rows = []
-    for name in targets:
-        if name == "boto3":
-            continue
-        value = median(times[name])
-        rows.append(Row("cold start", f"import {name}" if name.startswith("handlers") else name, base / value,
-                        f"{value / 1000:.0f} ms ({value / base:.2f}x boto3)", f"{base / 1000:.0f} ms (import boto3)",
-                        f"-X importtime, median of {runs} fresh processes"))
-    return rows + size_rows(layer=not quick)
+    from infra import bytecode  # pulumi (infra imports it): only here
+
+    python = bytecode.interpreter(PYTHON)
+    setups = [Setup("dev tree", sys.executable)]
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
+        folder = Path(tmp)
+        try:
+            if python:
+                setups += deployed_setups(folder, python, quick)
+            before = lambda_layout.listing(folder)
+            times = import_times(setups, targets, runs)
+            if lambda_layout.listing(folder) != before:
+                raise RuntimeError("a measured process wrote into the deployed folders (they must stay as shipped)")
+        finally:
+            lambda_layout.writable(folder)
+    rows = [row for setup in setups[1:] + setups[:1] for row in rows_for(setup, targets, times, runs)]
+    if not python:
+        rows.insert(0, Row("cold start", f"as deployed (py{PYTHON})", None, "not measured", "",
+                           bytecode.missing(PYTHON).split(":")[0]))
+    return rows
 
 
 if __name__ == "__main__":

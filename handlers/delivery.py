@@ -176,7 +176,7 @@ def deliver(records: list[dict], sinks: list[Sink], keep: Keep) -> Report:
     clock = now()
     finished = [{"id": event_key(r["eventId"]), "state": DONE, "expiresAt": int(clock) + REMEMBER_SECONDS}
                 for r in fresh if r["eventId"] not in busy]
-    dynamo.batch_put(PROCESSED_EVENTS, finished)
+    dynamo.put_all(table, finished, PROCESSED_EVENTS.hash_key)  # 100 marks a call (BatchWriteItem: 25)
     if busy:
         raise Busy(f"{len(busy)} event(s) are being delivered by another request")
     report.rejected = kept

@@ -39,6 +39,10 @@ TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 FUTURE_SKEW_SECONDS = 600  # a timestamp this far ahead of our clock is still fine
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _TRUE = {"1", "true", "yes", "on"}
+# A P-256 public key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo, always this
+# header (id-ecPublicKey, prime256v1, a 66-byte BIT STRING) and the 65-byte uncompressed point.
+P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+P256_SPKI_LENGTH = len(P256_SPKI_PREFIX) + 65
 
 
 class Forbidden(Refused):
@@ -62,22 +66,36 @@ class Settings:
     allow_unsigned: bool
 
 
+def p256_point(der: bytes) -> bytes | None:
+    """The point of a P-256 public key in SendGrid's form (``P256_SPKI_PREFIX`` + point), or None."""
+    if len(der) != P256_SPKI_LENGTH or not der.startswith(P256_SPKI_PREFIX):
+        return None
+    return der[len(P256_SPKI_PREFIX):]
+
+
 def load_key(text: str, source: str = env.SENDGRID_WEBHOOK_PUBLIC_KEYS.name):
     """A verification key as SendGrid shows it (base64 DER SubjectPublicKeyInfo) -> public key.
 
-    ``source`` names the variable the key came from, in error messages.
+    ``source`` names the variable the key came from, in error messages. The
+    point is read from the DER here rather than by ``load_der_public_key``:
+    importing ``cryptography``'s serialization package loads its SSH module
+    (ciphers, RSA, padding), about 10 ms of every cold start, for a format
+    that never changes (``pulumi up`` accepts only keys of this form).
     """
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     try:
-        key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+        der = base64.b64decode("".join(text.split()), validate=True)
     except (ValueError, binascii.Error, TypeError) as exc:
         raise ConfigurationError(f"{source}: a key is not base64 DER "
                                  f"({type(exc).__name__})") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+    point = p256_point(der)
+    if point is None:
         raise ConfigurationError(f"{source}: a key is not an ECDSA P-256 key")
-    return key
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        raise ConfigurationError(f"{source}: a key is not a point on P-256") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -133,14 +151,40 @@ def verify(body: bytes, headers: Mapping | None, config: Settings, now: float) -
         raise Forbidden(f"{SIGNATURE_HEADER} is not valid base64") from None
 
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
 
     signed = timestamp.encode("ascii") + body
     for key in config.keys:
         try:
-            key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
+            key.verify(der, signed, _ecdsa_sha256())
             return True
         except (InvalidSignature, ValueError):
             continue
     raise Forbidden("signature does not match the body under any configured key")
+
+
+@functools.cache
+def _ecdsa_sha256():
+    """ECDSA with SHA-256, for verifying: what ``ec.ECDSA(hashes.SHA256())`` gives, minus an import.
+
+    ``ECDSA.__init__`` imports ``cryptography``'s OpenSSL backend module (its
+    ciphers, padding: about 6 ms of a cold start) only to check that
+    deterministic *signing* is supported. Verification reads the public
+    ``algorithm`` (and the type: an ``ECDSA``), so this subclass answers that
+    without running ``__init__``.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    class VerifyingECDSA(ec.ECDSA):
+        def __init__(self, algorithm):  # no super().__init__(): that is the import avoided
+            self._hash = algorithm
+
+        @property
+        def algorithm(self):
+            return self._hash
+
+        @property
+        def deterministic_signing(self) -> bool:
+            return False
+
+    return VerifyingECDSA(hashes.SHA256())

@@ -16,7 +16,7 @@ from typing import Any
 
 import pulumi
 
-from handlers import delivery, env, manager
+from handlers import delivery, env, manager, signature
 from infra.sendgrid_client import DEFAULT_BASE_URL
 
 NAMESPACE = "sendgrid-events"
@@ -29,8 +29,6 @@ LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 54
 KMS_CREATE = "create"
 KMS_AWS_OWNED = "aws-owned"
 KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
-# A P-256 public key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo.
-P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]*$")
 DEFAULT_TABLE_PREFIX = "{project}-{stack}-"  # placeholders: the project and stack names
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -165,7 +163,7 @@ def check_public_key(key: str) -> str:
         der = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("not base64") from None
-    if len(der) != 91 or not der.startswith(P256_SPKI_PREFIX):
+    if signature.p256_point(der) is None:
         raise ValueError("not an ECDSA P-256 public key (SendGrid's 'Verification Key')")
     return text
 

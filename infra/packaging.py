@@ -1,11 +1,19 @@
-"""What goes to Lambda: the dependency layer and the function package.
+"""What goes to Lambda: the dependency layer and the function package, with their bytecode.
 
 The layer is ``pip install``-ed from ``requirements-lambda.txt`` for the
 target architecture and Python version (binary wheels only), into
-``build/layers/<hash>/python``; the hash covers the requirements, the
-architecture and the Python version, so an unchanged stack reuses the folder
-and the deployed layer version. The function package holds only the Lambda
-code: ``handlers/`` and ``plugins/`` (no tests, no pulumi, no caches).
+``build/layers/<name>/python``; the function package holds only the Lambda
+code: ``handlers/`` and ``plugins/`` (no tests, no pulumi, no stale caches),
+copied into ``build/code/<name>``. Both then get ``.pyc`` files compiled by
+the runtime's Python (``infra.bytecode``), as ``/opt/python/...`` and
+``/var/task/...``, where Lambda puts them; built without that interpreter
+(``compiler=None``) they ship source only.
+
+Each folder is named by a hash of everything it is built from (requirements
+or source files, architecture, Python version, the bytecode's cache tag and
+mode), is built once, in a temporary folder renamed into place (concurrent
+runs never see half a build), and never changes: the same inputs give the
+same files, so an unchanged stack keeps its layer version and function code.
 """
 
 from __future__ import annotations
@@ -17,13 +25,20 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pulumi
+
+from infra import bytecode
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-lambda.txt"
 CACHE = ROOT / "build" / "layers"
+CODE_CACHE = ROOT / "build" / "code"
 CODE_PACKAGES = ("handlers", "plugins")
+# Where Lambda puts a layer's Python packages and the function's code.
+LAYER_PATH = "/opt/python"
+TASK_PATH = "/var/task"
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34); pip only
 # matches the exact manylinux tags it is given, so name each one wheels use.
 MANYLINUX = ("manylinux2014", "manylinux_2_28", "manylinux_2_34")
@@ -31,9 +46,9 @@ SKIPPED_PARTS = {"__pycache__"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
 
 
-def layer_hash(requirements: Path, arch: str, python_version: str) -> str:
+def layer_hash(requirements: Path, arch: str, python_version: str, bytecode_tag: str) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{arch}\n{python_version}\n".encode())
+    digest.update(f"{arch}\n{python_version}\n{bytecode_tag}\n".encode())
     digest.update(requirements.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -46,25 +61,14 @@ def pip_command(requirements: Path, arch: str, python_version: str, target: Path
             "--target", str(target), "-r", str(requirements)]
 
 
-def build_layer(arch: str, python_version: str, requirements: Path = REQUIREMENTS,
-                cache: Path = CACHE) -> tuple[Path, str]:
-    """The layer folder (holding ``python/``) and its hash; built once per hash.
-
-    ``arch`` is the manylinux name (``x86_64`` or ``aarch64``). Built in a
-    temporary folder and renamed into place, so concurrent runs never see a
-    half-built layer.
-    """
-    digest = layer_hash(requirements, arch, python_version)
-    folder = cache / f"{arch}-py{python_version}-{digest}"
+def _build_once(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """``folder``, made by ``fill(temporary folder)`` unless it exists; renamed into place when complete."""
     if folder.is_dir():
-        return folder, digest
-    cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache))
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        result = subprocess.run(pip_command(requirements, arch, python_version, work / "python"),
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"building the Lambda layer from {requirements.name} failed:\n{result.stderr}")
+        fill(work)
         try:
             os.rename(work, folder)
         except OSError:
@@ -72,11 +76,31 @@ def build_layer(arch: str, python_version: str, requirements: Path = REQUIREMENT
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return folder, digest
+    return folder
+
+
+def build_layer(arch: str, python_version: str, requirements: Path = REQUIREMENTS, cache: Path = CACHE, *,
+                compiler: Path | None) -> tuple[Path, str]:
+    """The layer folder (holding ``python/``) and its hash; built once per hash.
+
+    ``arch`` is the manylinux name (``x86_64`` or ``aarch64``); ``compiler`` the
+    Python ``python_version`` interpreter that compiles it (None: no bytecode).
+    """
+    digest = layer_hash(requirements, arch, python_version, bytecode.tag(compiler))
+
+    def fill(work: Path) -> None:
+        result = subprocess.run(pip_command(requirements, arch, python_version, work / "python"),
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"building the Lambda layer from {requirements.name} failed:\n{result.stderr}")
+        if compiler:
+            bytecode.compile_tree(compiler, work / "python", LAYER_PATH)
+
+    return _build_once(cache / f"{arch}-py{python_version}-{digest}", fill), digest
 
 
 def code_files(root: Path = ROOT) -> dict[str, Path]:
-    """Archive path -> file, for everything the functions run."""
+    """Archive path -> source file, for everything the functions run."""
     files = {}
     for package in CODE_PACKAGES:
         for path in sorted((root / package).rglob("*")):
@@ -87,5 +111,31 @@ def code_files(root: Path = ROOT) -> dict[str, Path]:
     return files
 
 
-def code_archive(root: Path = ROOT) -> pulumi.AssetArchive:
-    return pulumi.AssetArchive({name: pulumi.FileAsset(str(path)) for name, path in code_files(root).items()})
+def build_code(python_version: str, root: Path = ROOT, cache: Path = CODE_CACHE, *,
+               compiler: Path | None) -> Path:
+    """The function package's folder: ``code_files(root)`` and, with a ``compiler``, their bytecode."""
+    files = code_files(root)
+    digest = hashlib.sha256(f"{python_version}\n{bytecode.tag(compiler)}\n".encode())
+    for name, path in files.items():
+        digest.update(f"{name}\n{path.stat().st_size}\n".encode())
+        digest.update(path.read_bytes())
+
+    def fill(work: Path) -> None:
+        for name, path in files.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, work / name)
+        if compiler:
+            bytecode.compile_tree(compiler, work, TASK_PATH)
+
+    return _build_once(cache / f"py{python_version}-{digest.hexdigest()[:16]}", fill)
+
+
+def folder_files(folder: Path) -> dict[str, Path]:
+    """Archive path -> file, for every file under ``folder`` (sorted)."""
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def code_archive(python_version: str, root: Path = ROOT, cache: Path = CODE_CACHE, *,
+                 compiler: Path | None) -> pulumi.AssetArchive:
+    folder = build_code(python_version, root, cache, compiler=compiler)
+    return pulumi.AssetArchive({name: pulumi.FileAsset(str(path)) for name, path in folder_files(folder).items()})

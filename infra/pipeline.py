@@ -31,7 +31,7 @@ import pulumi_random as random
 
 from handlers import env, functions, manager
 from handlers.tables import MAIL_SENDER, SENDER, WEBHOOK
-from infra import packaging
+from infra import bytecode, packaging
 from infra import sendgrid
 from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
 from infra.config import Settings
@@ -111,17 +111,21 @@ class Pipeline(pulumi.ComponentResource):
         plugins.hook.infrastructure(stack=stack)
         self._grant_tables(stack, plugins)  # after the hooks: a plugin's own function may use a table
 
-        layer_dir, layer_hash = packaging.build_layer(settings.platform_arch, settings.python_version)
+        compiler = bytecode.interpreter(settings.python_version)
+        if compiler is None:
+            pulumi.log.warn(bytecode.missing(settings.python_version))
+        layer_dir, layer_hash = packaging.build_layer(settings.platform_arch, settings.python_version,
+                                                      compiler=compiler)
         layer = aws.lambda_.LayerVersion(
             "dependencies",
             layer_name=f"{name}-deps-{settings.architecture}-{layer_hash}",
             code=pulumi.FileArchive(str(layer_dir)),
             compatible_runtimes=[settings.runtime],
             compatible_architectures=[settings.architecture],
-            description=f"requirements-lambda.txt ({layer_hash})",
-            # The name carries the requirements' hash: a new version only when they change.
+            description=f"requirements-lambda.txt, {bytecode.tag(compiler)} ({layer_hash})",
+            # The name carries the hash of what it is built from: a new version only when that changes.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["code"]))
-        code = packaging.code_archive()
+        code = packaging.code_archive(settings.python_version, compiler=compiler)
         made = {
             fn: Function(f"{name}-{fn}", FunctionArgs(
                 handler=spec.handler, code=code, layers=[layer.arn], runtime=settings.runtime,

@@ -2,13 +2,19 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from devstack.motoserver import patch_transactions
 from devstack.sendgrid import API_KEY, SendGridStandIn
 from handlers import api_key, dynamo, manager, tables
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    """In-process moto; every client the handlers build is a fresh one inside it."""
+    """In-process moto; every client the handlers build is a fresh one inside it.
+
+    Its TransactWriteItems as in the local stack's moto (``devstack.motoserver``: no deep copy of the
+    table per item).
+    """
+    patch_transactions()
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -11,8 +11,9 @@ import json
 
 import pytest
 
-from bench import cold_start, webhook_batch
+from bench import package_size, webhook_batch
 from bench.__main__ import FIGURES, main
+from infra import bytecode
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -22,7 +23,9 @@ def test_every_figure_runs_on_a_tiny_input(capsys):
     out = capsys.readouterr().out
     for figure in ("webhook batch", "signature", "sender", "cold start", "package size", "devstack run"):
         assert f"| {figure} |" in out, out
-    assert len(FIGURES) == 5
+    assert len(FIGURES) == 6
+    deployed = "shipped .pyc, read-only" if bytecode.interpreter("3.12") else "| not measured |"
+    assert f"| cold start | webhook, first request (dev tree" in out and deployed in out
 
 
 def test_batch_mix_shares_message_ids_and_is_fresh_per_tag():
@@ -42,7 +45,7 @@ def test_layer_sizes_name_the_distributions_nothing_imports(tmp_path):
         info = python / f"{dist}.dist-info"
         info.mkdir()
         (info / "RECORD").write_text(f"{package}/__init__.py,,600\n{dist}.dist-info/RECORD,,\n")
-    rows = cold_start.layer_rows(tmp_path)
+    rows = package_size.layer_rows(tmp_path)
     assert rows[0].project.endswith("zipped")
     assert rows[1].case.startswith("layer: never imported") and rows[1].note.startswith("leftpad ")
     assert "pluggy" not in rows[1].note

@@ -137,3 +137,18 @@ def test_keys_too_long_to_exist_are_not_looked_up(stubbed):
     stub.add_response("batch_get_item", {"Responses": {"t": []}}, {"RequestItems": keys("a")})
     assert dynamo.batch_get("t", "id", ["a", "z" * 2049], dynamodb=client) == {}
     assert dynamo.query_each("t", "byMail", "mailId", ["z" * 2049], dynamodb=client) == {}
+
+
+def test_put_all_writes_100_unconditional_puts_per_transaction_and_retries_a_conflict(stubbed):
+    client, stub = stubbed
+    items = [{"id": f"k{i}", "v": i} for i in range(150)]
+
+    def puts(chunk):
+        return {"TransactItems": [{"Put": {"TableName": "t", "Item": dynamo.serialize(item)}} for item in chunk]}
+
+    stub.add_response("transact_write_items", {}, puts(items[:100]))
+    stub.add_client_error("transact_write_items", "TransactionCanceledException",
+                          response_meta={}, expected_params=puts(items[100:]),
+                          modeled_fields={"CancellationReasons": [{"Code": "TransactionConflict"}] * 50})
+    stub.add_response("transact_write_items", {}, puts(items[100:]))
+    dynamo.put_all("t", items, "id", dynamodb=client)

@@ -13,6 +13,7 @@ from pulumi.runtime import rpc
 from handlers import env, functions, manager
 from handlers.env import Var
 from handlers.tables import SENDER, WEBHOOK
+from infra import bytecode
 from infra.config import ConfigError
 from infra import preview
 from infra.preview import ACCOUNT, Engine
@@ -118,6 +119,19 @@ def test_functions_layer_and_logs(default):
         assert logs["retentionInDays"] == 30
         assert made["loggingConfig"]["logGroup"] == logs["name"]
     assert default.function(WEBHOOK).inputs["timeout"] <= 29  # API Gateway's limit
+    shipped = default.function(WEBHOOK).inputs["code"].assets
+    compiled = "handlers/__pycache__/webhook.cpython-312.pyc" in shipped
+    assert compiled == (bytecode.interpreter("3.12") is not None) and "handlers/webhook.py" in shipped
+
+
+def test_without_the_runtime_python_the_code_ships_without_bytecode_and_says_so(program, caplog, monkeypatch):
+    monkeypatch.setattr(bytecode, "interpreter", lambda version: None)
+    made = program({"runtime": "python3.13"})
+    [warning] = [r.getMessage() for r in caplog.records if "not found" in r.getMessage()]
+    assert warning.startswith("python3.13 not found") and "pyenv install 3.13" in warning
+    assert not any(name.endswith(".pyc") for name in made.function(WEBHOOK).inputs["code"].assets)
+    [layer] = made.of_type("aws:lambda/layerVersion:LayerVersion")
+    assert "no bytecode" in layer.inputs["description"]
 
 
 def test_architecture_and_runtime_are_configurable(program):

@@ -112,13 +112,15 @@ def fail_once(when):
 
 
 def _marks(params, prefix):
-    return [r for items in params.get("RequestItems", {}).values() for r in items
-            if r.get("PutRequest", {}).get("Item", {}).get("id", {}).get("S", "").startswith(prefix)]
+    """The puts of a BatchWriteItem or a TransactWriteItems whose ``id`` starts with ``prefix``."""
+    puts = [r.get("PutRequest", {}) for items in params.get("RequestItems", {}).values() for r in items]
+    puts += [action.get("Put", {}) for action in params.get("TransactItems", [])]
+    return [put for put in puts if put.get("Item", {}).get("id", {}).get("S", "").startswith(prefix)]
 
 
-CLAIM = ("the claim", lambda op, params: op == "TransactWriteItems", 503)
+CLAIM = ("the claim", lambda op, params: op == "TransactWriteItems" and _marks(params, "sink:"), 503)
 SETTLE = ("marking the claims done", lambda op, params: op == "BatchWriteItem" and _marks(params, "sink:"), 200)
-DONE = ("marking the events done", lambda op, params: op == "BatchWriteItem" and _marks(params, "event:"), 503)
+DONE = ("marking the events done", lambda op, params: op == "TransactWriteItems" and _marks(params, "event:"), 503)
 
 
 @pytest.mark.parametrize("step, when, first_answer", [CLAIM, SETTLE, DONE], ids=lambda v: v if isinstance(v, str) else "")

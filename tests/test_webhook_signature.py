@@ -4,6 +4,7 @@ import base64
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,60 @@ def test_a_broken_key_setting_is_a_503_so_sendgrid_keeps_the_batch(endpoint, mon
     assert "SENDGRID" not in json.dumps(answer) and "KEYS" not in json.dumps(answer)  # a stranger may ask
     assert "SENDGRID_WEBHOOK_PUBLIC_KEYS" in caplog.text  # the operator's log says which setting
     assert scan("TABLE_BOUNCE") == []
+
+
+def der_b64(public_key) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return base64.b64encode(public_key.public_bytes(serialization.Encoding.DER,
+                                                    serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+
+
+def test_a_key_is_read_as_cryptography_reads_its_der():
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    for text in (SENDGRID_PUBLIC_KEY, OTHER_KEY, WebhookKey().public_key_b64):
+        expected = load_der_public_key(base64.b64decode(text))
+        assert signature.load_key(text).public_numbers() == expected.public_numbers()
+    p384 = der_b64(ec.generate_private_key(ec.SECP384R1()).public_key())
+    prefix = base64.b64decode(SENDGRID_PUBLIC_KEY)[:len(signature.P256_SPKI_PREFIX)]
+    problems = {p384: "not an ECDSA P-256 key", SENDGRID_PUBLIC_KEY[:-8]: "not an ECDSA P-256 key",
+                base64.b64encode(prefix + b"\x04" + b"\x00" * 64).decode(): "not a point on P-256",
+                "not base64!": "not base64 DER"}
+    for text, problem in problems.items():
+        with pytest.raises(signature.ConfigurationError, match=problem):
+            signature.load_key(text)
+
+
+def test_the_first_request_does_not_load_cryptographys_serialization_package():
+    """Its SSH module (ciphers, RSA, padding) is about 10 ms of a cold start the webhook does not need."""
+    import subprocess
+    import sys
+
+    key, body = WebhookKey(), b"[]\r\n"
+    code = ("import sys, handlers.webhook, handlers.signature as s; "
+            f"assert s.verify({body!r}, {key.headers(body)!r}, s.parse_settings({key.public_key_b64!r}, '0', ''), 0); "
+            "print(sorted(m for m in sys.modules if m.startswith('cryptography.hazmat.primitives')))")
+    root = Path(__file__).resolve().parent.parent
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert "cryptography.hazmat.primitives.asymmetric.ec" in loaded
+    assert "'cryptography.hazmat.primitives.serialization'" not in loaded
+    assert "serialization.ssh" not in loaded
+    assert "cryptography.hazmat.primitives.ciphers" not in loaded  # ECDSA.__init__'s OpenSSL backend import
+
+
+def test_the_verifying_ecdsa_is_sha256_ecdsa():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    algorithm = signature._ecdsa_sha256()
+    assert isinstance(algorithm, ec.ECDSA) and isinstance(algorithm.algorithm, hashes.SHA256)
+    assert algorithm.deterministic_signing is False
+    key = WebhookKey()
+    signed = key.private_key.sign(b"1600112502[]", ec.ECDSA(hashes.SHA256()))
+    key.private_key.public_key().verify(signed, b"1600112502[]", algorithm)
+    from cryptography.exceptions import InvalidSignature
+
+    with pytest.raises(InvalidSignature):
+        key.private_key.public_key().verify(signed, b"1600112502[ ]", algorithm)
