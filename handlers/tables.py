@@ -119,7 +119,7 @@ class Table:
         )
 
 
-# The core's own tables (seed names and keys, see DESIGN.md "Data model").
+# The core's own tables (seed names and keys, see docs/architecture.md "Data model").
 MAIL_SENDER = Table(
     name="mail_sender",
     hash_key="id",

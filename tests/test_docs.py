@@ -83,3 +83,15 @@ def test_the_example_of_each_hook_runs(hook, monkeypatch, stack, capsys):
                                                   datetime.now(timezone.utc), True, parse_form(body, content_type)))
     else:
         pytest.fail(f"test_docs does not know how to run the {hook} example")
+
+
+def test_nothing_points_outside_the_repository():
+    """Users have the repository only: no link or reference to files beside it."""
+    import subprocess
+
+    root = GUIDE.parent.parent
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
+    outside = re.compile(r"\.\./shared|DESIGN\.md")
+    found = [name for name in tracked.split() if Path(root, name).suffix in (".py", ".md", ".yaml", ".toml", "")
+             and Path(root, name).is_file() and outside.search(Path(root, name).read_text(errors="ignore"))]
+    assert found == []

@@ -1,6 +1,6 @@
 """The sender against the SendGrid stand-in (real HTTP on 127.0.0.1) and moto.
 
-Each test is one of DESIGN.md's sender guarantees: INSERT alone sends, at most
+Each test is one of the sender guarantees (docs/architecture.md): INSERT alone sends, at most
 once per item, the outcome on the item, transient errors retried and then
 reported, hooks that drop, veto and follow up.
 """
