@@ -28,6 +28,7 @@ from infra.api import STAGE
 from infra.config import ConfigError, integer, string, string_list
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+HEARTBEAT_TYPES = frozenset({"processed", "delivered"})  # event types every sent mail yields
 PERIOD = 300  # seconds: the alarms' and dashboard's period (but the silent webhook's, in hours)
 LOG_ROLE_CREATE, LOG_ROLE_EXISTING = "create", "existing"
 # What API Gateway writes per request: no body, no query string, no path (the webhook's path is a secret),
@@ -180,7 +181,7 @@ class Operations(pulumi.ComponentResource):
                 "events-rejected", f"At least {s.rejects} webhook events were set aside in the rejects table in "
                 "an hour: read their reason (README Operating).",
                 metric=_own("EventsRejected", stack), threshold=s.rejects, period=3600),
-            "webhook-silent": s.silent_webhook_hours and self._math(
+            "webhook-silent": s.silent_webhook_hours and self._heartbeat(args) and self._math(
                 "webhook-silent", f"Mails were sent in the last {s.silent_webhook_hours} h but the webhook "
                 "received no event: SendGrid may have disabled the webhook (README Operating).",
                 "IF(FILL(sent, 0) > 0 AND FILL(received, 0) == 0, 1, 0)", period=s.silent_webhook_hours * 3600,
@@ -195,6 +196,16 @@ class Operations(pulumi.ComponentResource):
                     key, f"The {logical} function {what}: {s.lambda_errors} or more in 5 minutes (README Operating).",
                     metric=("AWS/Lambda", metric, {"FunctionName": function.name}, "Sum"), threshold=s.lambda_errors)
         return made
+
+    @staticmethod
+    def _heartbeat(args: "OperationsArgs") -> bool:
+        """Whether every sent mail yields a webhook event (``processed`` or ``delivered`` enabled): without
+        one a quiet day (no bounce) looks like a dead webhook, so the webhook-silent alarm is left out."""
+        if HEARTBEAT_TYPES & set(args.event_types):
+            return True
+        pulumi.log.warn("operations: no webhook-silent alarm: it needs an event every sent mail yields; enable "
+                        "the processed or delivered plugin (or set alarmSilentWebhookHours to 0)")
+        return False
 
     def _options(self, key: str, description: str) -> dict:
         actions = [self.topic.arn]
