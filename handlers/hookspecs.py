@@ -10,6 +10,10 @@ Registration hooks (``register_*``) are called once per process, when the
 plugin manager is built (a Lambda cold start); their results are kept. The
 other hooks are called per batch or per mail.
 
+A plugin may declare hooks of its own for other plugins to implement: its
+module's ``@hookspec`` functions are added when it is enabled (the
+``inbound`` plugin's ``inbound_mail``).
+
 This module is imported by the Lambda handlers: it must never import pulumi.
 """
 
@@ -145,17 +149,3 @@ def infrastructure(stack):
     there is nothing else to write for local runs.
     """
 
-
-@hookspec
-def inbound_mail(mail):
-    """Act on a mail SendGrid Inbound Parse posted, once it is stored (``inbound`` plugin).
-
-    ``mail`` is a ``plugins.inbound_handler.StoredMail``: the S3 ``bucket`` and
-    ``key`` it is stored under, the request ``body`` exactly as received (a
-    multipart form; ``mail.form()`` parses it) and its ``content_type``,
-    ``received_at`` (UTC) and whether it was ``signed``. Called in the inbound
-    function, after the object is stored. Like a sink, raising means "not
-    handled": the request is answered 5xx and SendGrid posts the mail again,
-    which is stored as a new object and handed to every implementation again,
-    so an implementation must make a repeat harmless.
-    """

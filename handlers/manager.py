@@ -115,8 +115,17 @@ def build(names: Iterable[str] | str | None = None, source: str = "ENABLED_PLUGI
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in names:
-        pm.register(known[name](), name=name)
+        plugin = known[name]()
+        if any(hasattr(value, f"{hookspecs.PROJECT}_spec") for value in vars(plugin).values()):
+            pm.add_hookspecs(plugin)  # the hooks this plugin offers others (``inbound``'s ``inbound_mail``)
+        pm.register(plugin, name=name)
     return _collect(Plugins(names=names, pm=pm))
+
+
+def hook_specs(plugins: Plugins) -> dict[str, Callable]:
+    """Every hook ``plugins`` can call: the core's and those its plugins offer; name -> the spec function."""
+    return {name: caller.spec.function for name, caller in vars(plugins.pm.hook).items()
+            if getattr(caller, "spec", None) is not None}
 
 
 def unknown_message(unknown: list[str], known: list[str], source: str) -> str:

@@ -27,7 +27,7 @@ import re
 
 from handlers.env import ENABLED_PLUGINS, SENDGRID_EVENTS_STACK, Var
 from handlers.functions import Function
-from handlers.hookspecs import hookimpl
+from handlers.hookspecs import hookimpl, hookspec
 
 INBOUND_BUCKET = Var("INBOUND_BUCKET", "The S3 bucket the inbound function stores Inbound Parse requests in.")
 INBOUND_PUBLIC_KEYS = Var(
@@ -151,3 +151,19 @@ def _managed_parse(stack, settings, url):
                         "not (set the hostname whose MX points at mx.sendgrid.net)")
     stack.export("inboundPolicyId", policy.policyId)
     return sendgrid.key_list(policy, settings["keys"])
+
+
+# The hook this plugin offers (added to the plugin manager with it): the inbound function calls it.
+@hookspec
+def inbound_mail(mail):
+    """Act on a mail SendGrid Inbound Parse posted, once it is stored (``inbound`` plugin).
+
+    ``mail`` is a ``plugins.inbound_handler.StoredMail``: the S3 ``bucket`` and
+    ``key`` it is stored under, the request ``body`` exactly as received (a
+    multipart form; ``mail.form()`` parses it) and its ``content_type``,
+    ``received_at`` (UTC) and whether it was ``signed``. Called in the inbound
+    function, after the object is stored. Like a sink, raising means "not
+    handled": the request is answered 5xx and SendGrid posts the mail again,
+    which is stored as a new object and handed to every implementation again,
+    so an implementation must make a repeat harmless.
+    """
