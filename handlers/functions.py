@@ -5,7 +5,7 @@ sets exactly the variables it ``reads`` (a test checks the code reads no
 other), grants it what the table declarations give its ``name``
 (``handlers.tables.Table.access``); the local stack runs what the program
 applied. Plugins refer to functions by these values (their ``name``); a
-plugin adding one declares its own ``Function`` (``plugins/inbound.py``).
+plugin adding one declares its own ``Function`` (``plugins/inbound/__init__.py``).
 """
 
 from __future__ import annotations

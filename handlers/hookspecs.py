@@ -10,6 +10,10 @@ Registration hooks (``register_*``) are called once per process, when the
 plugin manager is built (a Lambda cold start); their results are kept. The
 other hooks are called per batch or per mail.
 
+The deploy side (``stack_settings``, ``infrastructure``: what a plugin
+needs from the stack) has its own hooks, in ``infra/hookspecs.py``, and
+lives in a plugin's ``deploy`` module, which never ships to Lambda.
+
 A plugin may declare hooks of its own for other plugins to implement: its
 module's ``@hookspec`` functions are added when it is enabled (the
 ``inbound`` plugin's ``inbound_mail``).
@@ -115,37 +119,5 @@ def after_send(mail, message_id):
 
     Called after the sent log was written. Failures are logged, never undo the
     send and never cause a resend.
-    """
-
-
-@hookspec
-def stack_settings(config):
-    """Read and check this plugin's own stack config keys; return them parsed.
-
-    Called only by the Pulumi program (``infra/config.load``), never in Lambda,
-    once per enabled plugin, after the core's keys are checked and before any
-    resource is declared. ``config`` is the stack's ``pulumi.Config``
-    (namespace ``sendgrid-events``). Read every key with ``infra.config``'s
-    helpers (``string``, ``integer``, ``boolean``, ``string_list``, ``public_keys``),
-    imported inside the function body: a missing or invalid value raises
-    ``infra.config.ConfigError`` naming the key, and nothing is made. The
-    return value (any object; None is fine) is what the plugin's
-    ``infrastructure`` hook finds in ``stack.settings[<plugin name>]``, so each
-    key is read once, here. Describe every key in ``Pulumi.yaml``.
-    """
-
-
-@hookspec
-def infrastructure(stack):
-    """Add what this plugin needs to a Pulumi stack beyond its tables.
-
-    Called only by the Pulumi program (``infra/``), never in Lambda: import
-    pulumi inside the function body. ``stack`` is an ``infra.plugins.StackContext``:
-    it gives the plugins' checked settings (``stack.settings[<plugin name>]``,
-    from ``stack_settings``), the parent component, the KMS key and the
-    tables, and lets the plugin add environment variables and IAM statements
-    to a function (``stack.add_env``, ``stack.allow``). The local stack
-    (``devstack``) runs the same hook and applies what it declares to moto:
-    there is nothing else to write for local runs.
     """
 

@@ -122,9 +122,9 @@ def build(names: Iterable[str] | str | None = None, source: str = "ENABLED_PLUGI
     return _collect(Plugins(names=names, pm=pm))
 
 
-def hook_specs(plugins: Plugins) -> dict[str, Callable]:
-    """Every hook ``plugins`` can call: the core's and those its plugins offer; name -> the spec function."""
-    return {name: caller.spec.function for name, caller in vars(plugins.pm.hook).items()
+def hook_specs(pm: pluggy.PluginManager) -> dict[str, Callable]:
+    """Every hook ``pm`` can call (the core's and those its plugins offer): name -> the spec function."""
+    return {name: caller.spec.function for name, caller in vars(pm.hook).items()
             if getattr(caller, "spec", None) is not None}
 
 

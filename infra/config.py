@@ -14,9 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pluggy
 import pulumi
 
 from handlers import delivery, env, manager, signature
+from infra import deploy
 from infra.sendgrid_client import DEFAULT_BASE_URL
 
 NAMESPACE = "sendgrid-events"
@@ -86,6 +88,8 @@ class Settings:
     """Alarms and access logs: ``infra.operations.OperationsSettings``."""
     enabled: manager.Plugins | None = field(default=None, compare=False, repr=False)
     """The enabled plugins, built once (their tables, their hooks) for the whole program."""
+    deploy: pluggy.PluginManager | None = field(default=None, compare=False, repr=False)
+    """Their deploy halves (``infra.deploy``): ``stack_settings`` and ``infrastructure``."""
 
     @property
     def python_version(self) -> str:
@@ -261,6 +265,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
     if not TABLE_PREFIX.match(prefix):
         raise ConfigError("tablePrefix", f"may hold only letters, digits, '_', '-', '.', not {prefix!r}")
     enabled = _plugins(config)  # built once for the whole program: Settings.enabled
+    deploy_halves = deploy.build(enabled)
     table_names = _table_names(config)
     known_tables = enabled.tables
     unknown = sorted(set(table_names) - set(known_tables))
@@ -291,7 +296,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
         stream_max_retries=integer(config, "streamMaximumRetryAttempts", 5, minimum=0, maximum=10000),
         stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,
                                               minimum=60, maximum=604800),
-        plugin_settings=plugin_settings(config, enabled),
+        plugin_settings=plugin_settings(config, deploy_halves),
+        deploy=deploy_halves,
         operations=_operations(config),
     )
 
@@ -302,13 +308,13 @@ def _operations(config: pulumi.Config):
     return operations.settings(config)
 
 
-def plugin_settings(config: pulumi.Config, plugins: manager.Plugins) -> dict[str, Any]:
+def plugin_settings(config: pulumi.Config, pm: pluggy.PluginManager) -> dict[str, Any]:
     """Each enabled plugin's keys, read and checked by its ``stack_settings`` hook: name -> its value.
 
-    Called plugin by plugin (through the hook caller, so hook tracing sees it) to
-    know whose value is whose; a plugin without the hook has no entry.
+    ``pm``: the plugins' deploy halves (``infra.deploy.build``). Called plugin by
+    plugin (through the hook caller, so hook tracing sees it) to know whose
+    value is whose; a plugin without the hook has no entry.
     """
-    pm = plugins.pm
     settings = {}
     for impl in pm.hook.stack_settings.get_hookimpls():
         others = [p for p in pm.get_plugins() if p is not impl.plugin]

@@ -44,6 +44,7 @@ TASK_PATH = "/var/task"
 MANYLINUX = ("manylinux2014", "manylinux_2_28", "manylinux_2_34")
 SKIPPED_PARTS = {"__pycache__"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
+DEPLOY_MODULE = "deploy.py"  # a plugin's deploy half (infra.deploy): the Pulumi program's, never shipped
 
 
 def layer_hash(requirements: Path, arch: str, python_version: str, bytecode_tag: str) -> str:
@@ -105,7 +106,7 @@ def code_files(root: Path = ROOT) -> dict[str, Path]:
     for package in CODE_PACKAGES:
         for path in sorted((root / package).rglob("*")):
             relative = path.relative_to(root)
-            if (path.is_file() and path.suffix not in SKIPPED_SUFFIXES
+            if (path.is_file() and path.suffix not in SKIPPED_SUFFIXES and path.name != DEPLOY_MODULE
                     and not SKIPPED_PARTS.intersection(relative.parts)):
                 files[relative.as_posix()] = path
     return files

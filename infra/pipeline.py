@@ -31,7 +31,7 @@ import pulumi_random as random
 
 from handlers import env, functions, manager
 from handlers.tables import MAIL_SENDER, SENDER, WEBHOOK
-from infra import bytecode, packaging
+from infra import bytecode, deploy, packaging
 from infra import sendgrid
 from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
 from infra.config import Settings
@@ -108,7 +108,7 @@ class Pipeline(pulumi.ComponentResource):
         stack.allow(SENDER, ["ssm:GetParameter"], [api_key.arn])
         stack.allow_key(SENDER, ("kms:Decrypt",))
 
-        plugins.hook.infrastructure(stack=stack)
+        (settings.deploy or deploy.build(plugins)).hook.infrastructure(stack=stack)
         self._grant_tables(stack, plugins)  # after the hooks: a plugin's own function may use a table
 
         compiler = bytecode.interpreter(settings.python_version)

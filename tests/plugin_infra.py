@@ -33,10 +33,11 @@ class Made:
 
 
 def run_infrastructure(names, config: dict | None = None, kms_key_arn: str | None = KMS_KEY_ARN) -> Made:
+    from infra import deploy
     from infra.config import plugin_settings
     from infra.plugins import StackContext
 
-    plugins = manager.build(names)
+    plugins = deploy.build(manager.build(names))  # their deploy halves
 
     def program():
         parent = pulumi.ComponentResource(PARENT_TYPE, "stack")

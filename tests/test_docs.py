@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from handlers import manager, records
+from infra import deploy
 from handlers.mail import parse
 from plugins.inbound_handler import StoredMail, parse_form
 from tests.plugin_infra import run_infrastructure
@@ -25,8 +26,10 @@ from tests.support import seed_item
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 TEXT = GUIDE.read_text()
-HOOKS = {name: f"{name}{inspect.signature(fn)}"  # the core's hooks and those built-in plugins offer
-         for name, fn in manager.hook_specs(manager.build(sorted(manager.BUILTIN_PLUGINS))).items()}
+_RUNTIME = manager.build(sorted(manager.BUILTIN_PLUGINS))
+DEPLOY_HOOKS = set(manager.hook_specs(deploy.build(_RUNTIME)))
+HOOKS = {name: f"{name}{inspect.signature(fn)}"  # the core's, those built-in plugins offer, the deploy side's
+         for pm in (_RUNTIME.pm, deploy.build(_RUNTIME)) for name, fn in manager.hook_specs(pm).items()}
 SECTIONS = {m.group(1): (m.group(1) + m.group(2), m.group(3))  # hook -> (its heading's signature, its text)
             for m in re.finditer(r"^## `(\w+)(\([^)]*\))`\n(.*?)(?=^## |\Z)", TEXT, re.S | re.M)}
 EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)
@@ -38,10 +41,15 @@ def test_every_hook_is_in_the_guide_with_its_full_signature():
     assert set(SECTIONS) == set(HOOKS)  # and no section for a hook that does not exist
 
 
-def plugin_from(example: str, monkeypatch, name: str):
-    module = types.ModuleType(name)
+def plugin_from(example: str, monkeypatch, name: str, deploy_half: bool):
+    """The example as plugin ``name``: its runtime module, or (``deploy_half``) its package's deploy module."""
+    module = types.ModuleType(f"{name}.deploy" if deploy_half else name)
     exec(compile(example, f"docs/plugins.md ({name})", "exec"), module.__dict__)
-    monkeypatch.setitem(sys.modules, name, module)
+    if deploy_half:
+        package = types.ModuleType(name)
+        package.__path__ = []
+        monkeypatch.setitem(sys.modules, name, package)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(manager.BUILTIN_PLUGINS, name, name)
     return module
 
@@ -51,7 +59,7 @@ def test_the_example_of_each_hook_runs(hook, monkeypatch, stack, capsys):
     [example] = EXAMPLE.findall(SECTIONS[hook][1])[:1] or [None]
     assert example, f"docs/plugins.md: no example for {hook}"
     name = f"doc_{hook}"
-    module = plugin_from(example, monkeypatch, name)
+    module = plugin_from(example, monkeypatch, name, deploy_half=hook in DEPLOY_HOOKS)
     assert hasattr(module, hook), f"the {hook} example does not implement {hook}"
     offering = ["inbound"] if hook == "inbound_mail" else []  # the plugin whose hook it is
     plugins = stack([*offering, name])  # registered (signatures checked against the specs), its tables in moto

@@ -33,7 +33,8 @@ def installed(site_packages, monkeypatch):
     """The installed example on sys.path, as if pip had put it in site-packages."""
     monkeypatch.syspath_prepend(str(site_packages))
     yield
-    sys.modules.pop("sendgrid_events_jsonlog", None)
+    for name in ("sendgrid_events_jsonlog.deploy", "sendgrid_events_jsonlog"):
+        sys.modules.pop(name, None)
 
 
 def test_enabled_by_name_its_sink_logs_one_json_line_per_event(installed, stack, capsys, monkeypatch):

@@ -8,38 +8,57 @@ import boto3
 import pytest
 
 from handlers import manager, sender
+from infra import deploy
 from handlers.tables import CORE_TABLES
 from tests.infra_program import run_program
 from tests.support import put_item, seed_item, stream_record
 
 REGISTRATION = {"register_event_types", "register_sinks", "register_tables"}
 ALL = sorted(manager.BUILTIN_PLUGINS)
-HOOKS = sorted(manager.hook_specs(manager.build(ALL)))  # the core's, and those plugins offer (inbound_mail)
+
+
+def managers() -> tuple:
+    """The runtime plugin manager with every built-in, and their deploy halves' (``infra.deploy``)."""
+    runtime = manager.build(ALL)
+    return runtime.pm, deploy.build(runtime)
+
+
+# The core's, those plugins offer (inbound_mail), and the deploy side's (stack_settings, infrastructure).
+HOOKS = sorted(name for pm in managers() for name in manager.hook_specs(pm))
 
 
 def test_the_hook_list_is_what_the_specs_declare():
-    assert REGISTRATION <= set(HOOKS) and len(HOOKS) >= 7
+    assert REGISTRATION <= set(HOOKS) and {"inbound_mail", "stack_settings", "infrastructure"} <= set(HOOKS)
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_each_hook_is_implemented_by_a_builtin_plugin(hook):
-    plugins = manager.build(ALL)
-    assert getattr(plugins.hook, hook).get_hookimpls(), f"no built-in plugin implements {hook}"
+    [caller] = [getattr(pm.hook, hook) for pm in managers() if hook in manager.hook_specs(pm)]
+    assert caller.get_hookimpls(), f"no built-in plugin implements {hook}"
 
 
 @pytest.fixture
 def called(monkeypatch):
     """Names of the hooks called on any plugin manager built during the test."""
     names = set()
-    build = manager.build
+    build, build_deploy = manager.build, deploy.build
+
+    def monitor(pm):
+        pm.add_hookcall_monitoring(lambda hook_name, impls, kw: names.add(hook_name),
+                                   lambda outcome, hook_name, impls, kw: None)
 
     def monitored(*args, **kwargs):
         plugins = build(*args, **kwargs)
-        plugins.pm.add_hookcall_monitoring(lambda hook_name, impls, kw: names.add(hook_name),
-                                           lambda outcome, hook_name, impls, kw: None)
+        monitor(plugins.pm)
         return plugins
 
+    def monitored_deploy(*args, **kwargs):
+        pm = build_deploy(*args, **kwargs)
+        monitor(pm)
+        return pm
+
     monkeypatch.setattr(manager, "build", monitored)
+    monkeypatch.setattr(deploy, "build", monitored_deploy)
     return names
 
 

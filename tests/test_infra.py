@@ -280,7 +280,7 @@ def test_a_plugin_is_deployed_only_when_enabled(program):
 
 
 INBOUND_PLUGIN = '''
-from handlers.hookspecs import hookimpl
+from infra.hookspecs import hookimpl
 
 @hookimpl
 def infrastructure(stack):
@@ -298,11 +298,15 @@ def infrastructure(stack):
 
 @pytest.fixture
 def inbound_plugin(tmp_path, monkeypatch):
-    (tmp_path / "plugins_inbound_test.py").write_text(textwrap.dedent(INBOUND_PLUGIN))
+    package = tmp_path / "plugins_inbound_test"  # a plugin package: nothing at run time, a deploy half
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "deploy.py").write_text(textwrap.dedent(INBOUND_PLUGIN))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(manager.BUILTIN_PLUGINS, "inbound", "plugins_inbound_test")
     yield
-    sys.modules.pop("plugins_inbound_test", None)
+    for name in ("plugins_inbound_test.deploy", "plugins_inbound_test"):
+        sys.modules.pop(name, None)
 
 
 def test_a_plugin_adds_resources_a_function_and_a_route(program, inbound_plugin):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,13 +126,18 @@ def test_function_package_holds_only_the_lambda_code(tmp_path):
     (tmp_path / "handlers" / "__pycache__").mkdir(parents=True)
     (tmp_path / "plugins").mkdir()
     (tmp_path / "tests").mkdir()
-    for name in ("handlers/webhook.py", "plugins/dynamodb.py", "tests/test_x.py"):
+    (tmp_path / "plugins" / "sns").mkdir()
+    for name in ("handlers/webhook.py", "plugins/dynamodb.py", "plugins/sns/__init__.py", "plugins/sns/deploy.py",
+                 "tests/test_x.py"):
         (tmp_path / name).write_text("x = 1\n")
     (tmp_path / "handlers" / "__pycache__" / "webhook.cpython-311.pyc").write_bytes(b"stale")
     names = set(packaging.code_archive("3.12", tmp_path, tmp_path / "build", compiler=None).assets)
-    assert names == {"handlers/webhook.py", "plugins/dynamodb.py"}  # no tests, no stale caches, no bytecode
+    # no tests, no stale caches, no bytecode, no plugin's deploy half
+    assert names == {"handlers/webhook.py", "plugins/dynamodb.py", "plugins/sns/__init__.py"}
     shipped = set(packaging.code_files())
-    assert {"handlers/webhook.py", "handlers/sender.py", "handlers/manager.py", "plugins/dynamodb.py"} <= shipped
+    assert {"handlers/webhook.py", "handlers/sender.py", "handlers/manager.py", "plugins/dynamodb/__init__.py",
+            "plugins/sns/__init__.py"} <= shipped
+    assert not any(n.endswith("/deploy.py") for n in shipped)
     assert all(n.split("/")[0] in ("handlers", "plugins") for n in shipped)
     assert not any(n.startswith(("tests/", "infra/", "devstack/")) or "pulumi" in n for n in shipped)
 
@@ -143,7 +149,7 @@ def test_function_package_ships_bytecode_of_the_runtime_python(version):
         pytest.skip(f"python{version} not found (PATH, pyenv): no bytecode to check")
     tag = "cpython-" + version.replace(".", "")
     names = set(packaging.code_archive(version, compiler=python).assets)
-    assert {f"handlers/__pycache__/webhook.{tag}.pyc", f"plugins/__pycache__/dynamodb.{tag}.pyc"} <= names
+    assert {f"handlers/__pycache__/webhook.{tag}.pyc", f"plugins/dynamodb/__pycache__/__init__.{tag}.pyc"} <= names
     assert not any(".pyc" in n and tag not in n for n in names)  # nothing from this machine's Python
     assert not any(".opt-" in n for n in names)  # Lambda runs without -O
     assert_compiled_for(packaging.build_code(version, compiler=python), version, packaging.TASK_PATH)
@@ -170,3 +176,38 @@ def test_the_runtime_python_is_found_on_path_then_under_pyenv(tmp_path, monkeypa
     fake_python(shims / "python3.11", "3.11")
     assert bytecode.interpreter("3.11") == shims / "python3.11"
     assert "pyenv install 3.13" in bytecode.missing("3.13")
+
+
+def test_every_runtime_module_imports_where_pulumi_and_infra_cannot():
+    """What ships to Lambda (handlers/, plugins/ without their deploy halves) never reaches the deploy side."""
+    modules = sorted({name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+                      for name in packaging.code_files() if name.endswith(".py")})
+    script = (
+        "import importlib, importlib.abc, sys\n"
+        "class NotInLambda(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pulumi', 'pulumi_aws', 'pulumi_random', 'infra', 'devstack'):\n"
+        "            raise ModuleNotFoundError(f'{name} is not in Lambda', name=name)\n"
+        "sys.meta_path.insert(0, NotInLambda())\n"
+        "for module in sys.argv[1:]:\n"
+        "    importlib.import_module(module)\n"
+        "print(len(sys.argv) - 1)\n")
+    answer = subprocess.run([sys.executable, "-c", script, *modules], cwd=packaging.ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    assert int(answer.stdout) == len(modules) > 20 and "plugins.sns" in modules and "plugins.inbound" in modules
+
+
+def test_no_runtime_module_imports_the_deploy_side_even_inside_a_function():
+    """The import graph: no arrow from what ships (handlers/, plugins/ runtime modules) to pulumi or infra."""
+    import ast
+
+    arrows = []
+    for name, path in packaging.code_files().items():
+        if not name.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            arrows += [(name, t) for t in targets if t.split(".")[0] in ("pulumi", "pulumi_aws", "infra")]
+    assert arrows == []

@@ -6,7 +6,9 @@ sendgrid-events itself: the hook marker is pluggy's, for the project name
 ``sendgrid_events``.
 
 ``JSONLOG_EVENTS`` (comma-separated event types; unset: all) chooses the
-events logged. Query them with CloudWatch Logs Insights, e.g.
+events logged; the stack config ``jsonlogEvents`` sets it (``deploy.py``,
+the package's deploy half, named by the entry point group
+``sendgrid_events_deploy``: never in Lambda). Query them with CloudWatch Logs Insights, e.g.
 ``filter message = "sendgrid event" and event = "bounce" | stats count() by email``.
 """
 
@@ -40,17 +42,3 @@ def write(records: list[dict]) -> None:
 def register_sinks(register):
     register("jsonlog", write)  # printing twice is harmless: idempotent enough
 
-
-@hookimpl
-def stack_settings(config):
-    """The stack config ``jsonlogEvents`` (comma-separated types; unset: every event), read before any resource."""
-    from infra.config import string
-
-    return string(config, "jsonlogEvents", "", pattern=r"[a-z_,]*", what="comma-separated event types")
-
-
-@hookimpl
-def infrastructure(stack):
-    events = stack.settings["jsonlog"]
-    if events:
-        stack.add_env("webhook", "JSONLOG_EVENTS", events)

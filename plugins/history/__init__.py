@@ -98,17 +98,3 @@ def after_send(mail, message_id):
         "suppressed": dict(mail.dropped) or None,
         "expiresAt": _expiry(now),
     }])
-
-
-@hookimpl
-def stack_settings(config):
-    """The event-history TTL in days, from the stack config ``historyTtlDays``."""
-    from infra.config import integer
-
-    return integer(config, "historyTtlDays", int(HISTORY_TTL_DAYS.default))
-
-
-@hookimpl
-def infrastructure(stack):
-    for function in ("sender", "webhook"):
-        stack.add_env(function, HISTORY_TTL_DAYS.name, str(stack.settings["history"]))

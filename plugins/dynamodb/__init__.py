@@ -86,17 +86,3 @@ def register_tables(register):
 @hookimpl
 def register_sinks(register):
     register("dynamodb", write)
-
-
-@hookimpl
-def stack_settings(config):
-    """The bounce-row TTL in days, from the stack config ``bounceTtlDays``."""
-    from infra.config import integer
-
-    return integer(config, "bounceTtlDays", int(BOUNCE_TTL_DAYS.default))
-
-
-@hookimpl
-def infrastructure(stack):
-    """The webhook's bounce-row TTL (the table is declared above)."""
-    stack.add_env("webhook", BOUNCE_TTL_DAYS.name, str(stack.settings["dynamodb"]))
