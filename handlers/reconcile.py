@@ -29,9 +29,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from handlers import sent_log
 from handlers.manager import EventType
 
-RECIPIENT_FIELDS = ("to", "cc", "bcc")
 MAX_MAIL_ID_LOOKUPS = 25
 # Fields that become (parts of) DynamoDB keys: strings, short enough for a key.
 ID_FIELDS = ("sg_event_id", "sg_message_id")
@@ -101,62 +101,16 @@ def _timestamp(value) -> int | None:
     return None
 
 
-def _json_value(value):
-    """A sent-log attribute stored as a JSON string (the seed) or natively."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _address(value) -> dict:
-    value = _json_value(value)
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        return {"email": value}
-    return {}
-
-
-def _recipient(sent: Mapping, email: str) -> dict | None:
-    """The to/cc/bcc entry of a sent-log item for ``email`` (case-insensitive)."""
-    email = email.lower()
-    for name in RECIPIENT_FIELDS:
-        for entry in _json_value(sent.get(name)) or []:
-            entry = _address(entry)
-            if str(entry.get("email", "")).lower() == email:
-                return entry
-    return None
-
-
-def sent_log_fields(sent: Mapping | None, email: str) -> dict:
-    """The seed's fields for ``email`` from its sent-log item (all None when absent)."""
-    if not sent:
-        return {"fromEmail": None, "fromName": None, "toEmail": None, "toName": None,
-                "subject": None, "mailId": None}
-    sender = _address(sent.get("from"))
-    recipient = _recipient(sent, email) or {}
-    return {
-        "fromEmail": sender.get("email"),
-        "fromName": sender.get("name"),
-        "toEmail": recipient.get("email", email),
-        "toName": recipient.get("name"),
-        "subject": sent.get("subject"),
-        "mailId": sent.get("mailId"),
-    }
-
-
 def reconcile(events: list, event_types: Mapping[str, EventType],
-              lookup: Callable[[list[str]], Mapping[str, dict]],
-              lookup_by_mail_id: Callable[[list[str]], Mapping[str, list[dict]]] | None = None) -> Outcome:
+              lookup: Callable[[list[str]], Mapping[str, dict]] = sent_log.by_message_id,
+              lookup_by_mail_id: Callable[[list[str]], Mapping[str, list[dict]]] | None = sent_log.by_mail_id,
+              ) -> Outcome:
     """Turn a batch of SendGrid events into records.
 
-    ``lookup(message_ids)`` returns the sent-log items found, by message id;
+    ``lookup(message_ids)`` returns the sent-log rows found, by message id;
     it is called once for the whole batch. Events it leaves unmatched that
     carry the sender's ``mailId`` custom arg are looked up once more with
-    ``lookup_by_mail_id(mail_ids)`` (sent-log items by mail id; at most
+    ``lookup_by_mail_id(mail_ids)`` (sent-log rows by mail id; at most
     ``MAX_MAIL_ID_LOOKUPS`` distinct ids a batch, since each costs a query;
     the rest stay orphans). Events that cannot be processed
     become rejects (with their raw JSON); events of a type no plugin enabled
@@ -173,36 +127,32 @@ def reconcile(events: list, event_types: Mapping[str, EventType],
         else:
             accepted.append(event)
 
-    sent_log = lookup([m for m in (message_id(e.get("sg_message_id")) for e in accepted) if m])
+    by_message_id = lookup([m for m in (message_id(e.get("sg_message_id")) for e in accepted) if m])
     by_mail_id: Mapping[str, list[dict]] = {}
     if lookup_by_mail_id:
         wanted = dict.fromkeys(e["mailId"] for e in accepted if isinstance(e.get("mailId"), str) and e["mailId"]
-                               and message_id(e.get("sg_message_id")) not in sent_log)
+                               and message_id(e.get("sg_message_id")) not in by_message_id)
         if wanted:
             by_mail_id = lookup_by_mail_id(list(wanted)[:MAX_MAIL_ID_LOOKUPS])
 
     for event in accepted:
         try:
-            outcome.records.append(build_record(event, event_types[event["event"]], sent_log, by_mail_id))
+            outcome.records.append(build_record(event, event_types[event["event"]], by_message_id, by_mail_id))
         except Exception as exc:  # a plugin's fields() failed on this event: its message may hold a value
             outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}",
                                           detail=str(exc)[:1000]))
     return outcome
 
 
-def by_mail_id(event: dict, sent_log_by_mail_id: Mapping[str, list[dict]]) -> dict | None:
-    """The sent-log row of the event's ``mailId`` custom arg that went to its address (or any)."""
-    rows = sent_log_by_mail_id.get(event.get("mailId")) or []
-    return next((row for row in rows if _recipient(row, event["email"])), rows[0] if rows else None)
-
-
-def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict],
-                 sent_log_by_mail_id: Mapping[str, list[dict]] | None = None) -> dict:
+def build_record(event: dict, event_type: EventType, by_message_id: Mapping[str, dict],
+                 by_mail_id: Mapping[str, list[dict]] | None = None) -> dict:
+    """The record of an accepted ``event``, with its sent-log row's fields (rows found by message id, else
+    by the event's ``mailId``)."""
     eid = event_id(event)
     mid = message_id(event.get("sg_message_id"))
-    sent = sent_log.get(mid) if mid else None
-    if sent is None and sent_log_by_mail_id:
-        sent = by_mail_id(event, sent_log_by_mail_id)
+    sent = by_message_id.get(mid) if mid else None
+    if sent is None and by_mail_id:
+        sent = sent_log.sent_to(by_mail_id.get(event.get("mailId")) or [], event["email"])
         mid = mid or (sent or {}).get("messageId")
     record = {
         "eventId": eid,
@@ -213,7 +163,7 @@ def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict
         "email": event["email"],
         "timestamp": _timestamp(event["timestamp"]),
         "matched": sent is not None,
-        **sent_log_fields(sent, event["email"]),
+        **sent_log.fields(sent, event["email"]),
         "sgEvent": event,
     }
     return {**event_type.fields(event), **record}  # a plugin never overwrites a core key (records.CORE_KEYS)

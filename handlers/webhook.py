@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections import Counter
@@ -36,7 +35,7 @@ from handlers.apigw import BadRequest, Refused, raw_body, refusal, response
 from handlers.manager import Plugins, enabled_plugins
 from handlers.reconcile import reconcile, reject
 from handlers.redact import describe
-from handlers.tables import REJECTS, SENT_LOG
+from handlers.tables import REJECTS
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -119,15 +118,6 @@ def keep_rejects(rejects: list[dict]) -> None:
         dynamo.batch_put(REJECTS, [reject_row(r) for r in rejects])
 
 
-def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
-    return dynamo.batch_get(os.environ[SENT_LOG.env_var], SENT_LOG.hash_key, message_ids)
-
-
-def lookup_sent_log_by_mail_id(mail_ids: list[str]) -> dict[str, list[dict]]:
-    [index] = SENT_LOG.indexes
-    return dynamo.query_each(os.environ[SENT_LOG.env_var], index.name, index.hash_key, mail_ids)
-
-
 def receive(body: bytes, plugins: Plugins) -> dict:
     """Process one verified webhook batch; returns the counts (raises when it could not store it)."""
     events = parse_batch(body)
@@ -141,7 +131,7 @@ def receive(body: bytes, plugins: Plugins) -> dict:
             rejects.append(reject(event, reason))
         else:
             storable.append(event)
-    outcome = reconcile(storable, plugins.event_types, lookup_sent_log, lookup_sent_log_by_mail_id)
+    outcome = reconcile(storable, plugins.event_types)
     rejects += outcome.rejects
     keep_rejects(rejects)
     report = delivery.deliver(outcome.records, plugins.sinks, keep_rejects)
