@@ -114,7 +114,7 @@ class Report:
     duplicates: int
     """Records skipped: repeated in the batch, or processed before."""
     rejected: list[dict] = field(default_factory=list)
-    """Rejects (``handlers.reconcile.reject``, plus ``sink`` and ``detail``) of records a sink refused."""
+    """Reject rows (``handlers.reconcile.reject``, with ``sink``) of records a sink refused."""
     refused: set[str] = field(default_factory=set)
     """The eventIds of the fresh records some sink refused for good (each has a reject per sink)."""
 
@@ -223,9 +223,8 @@ def _rejects(sink: Sink, records: list[dict], reasons: Mapping[str, str],
     rows = {}
     for record in records:
         if record["eventId"] in reasons:
-            row = reject(record["sgEvent"], f"{sink.name}: {reasons[record['eventId']]}")
-            rows[record["eventId"]] = {**row, "eventId": f"{sink.name}:{row['eventId']}", "sink": sink.name,
-                                       "detail": details.get(record["eventId"])}
+            rows[record["eventId"]] = reject(record["sgEvent"], f"{sink.name}: {reasons[record['eventId']]}",
+                                             detail=details.get(record["eventId"]), sink=sink.name)
     return rows
 
 

@@ -1,8 +1,20 @@
-"""The core step of the webhook: SendGrid events in, reconciled records out.
+"""The core step of the webhook: a parsed batch of SendGrid events in; records, reject rows and
+ignored counts out (``Outcome``).
 
-It checks each event, keeps the ones of an enabled type, looks their messages
-up in the sent log (in batches) and builds one record per event. It names no
-event type and no sink: what a type adds comes from its plugin.
+Each event becomes exactly one of these: a reject (it cannot be processed, or
+it is of an enabled type and DynamoDB could not store it: ``problem``,
+``unstorable``), ignored (a type no plugin enabled: counted by type), or a
+record (its message looked up in the sent log, ``handlers.sent_log``, in
+batches). It names no event type and no sink: what a type adds comes from its
+plugin.
+
+A reject is the row the ``rejects`` table stores (``reject``, written by
+``keep_rejects``): ``eventId`` (``sha256:<hex>`` of the raw JSON, prefixed
+``<sink>:`` when a sink refused the record), ``reason`` (logged: names the
+field or limit, never the value), ``raw`` (cut at ``MAX_REJECT_CHARS``),
+``rawLength``, ``sink`` and ``detail`` (what failed, in its own words; None
+when absent). ``handlers.delivery`` makes the rows of records a sink refused
+here too.
 
 A record is a dict with these keys (sinks may store any of them):
 
@@ -29,10 +41,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from handlers import dynamo, sent_log
 from handlers.manager import EventType
+from handlers.tables import REJECTS
 
-RECIPIENT_FIELDS = ("to", "cc", "bcc")
 MAX_MAIL_ID_LOOKUPS = 25
+MAX_EVENT_BYTES = 64 * 1024  # a SendGrid event is a few hundred bytes; a record must fit in a 400 KB item
+MAX_EVENT_DEPTH = 24  # DynamoDB stores maps and lists nested 32 deep; records add a level or two
+MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut, ``rawLength`` says how much)
+MAX_NOTE_CHARS = 1000  # of a reject's ``reason`` and ``detail``
 # Fields that become (parts of) DynamoDB keys: strings, short enough for a key.
 ID_FIELDS = ("sg_event_id", "sg_message_id")
 MAX_ID_BYTES = 1000
@@ -45,7 +62,9 @@ class Outcome:
 
     records: list[dict] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
+    """Rows of the rejects table (``reject``)."""
     ignored: Counter = field(default_factory=Counter)
+    """Events of a type no plugin enabled, by type."""
 
 
 def message_id(sg_message_id) -> str | None:
@@ -81,6 +100,32 @@ def problem(event) -> str | None:
     return None
 
 
+def unstorable(event: dict) -> str | None:
+    """Why DynamoDB could not store ``event`` as a record's part, or None when it can."""
+    try:
+        size = len(json.dumps(event, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        return "event holds text that is not valid Unicode"
+    if size > MAX_EVENT_BYTES:
+        return f"event is larger than {MAX_EVENT_BYTES} bytes"
+    stack = [(event, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_EVENT_DEPTH:
+            return f"event is nested deeper than {MAX_EVENT_DEPTH} levels"
+        if isinstance(value, dict):
+            if "" in value:
+                return "event has an empty field name"
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    try:
+        dynamo.serialize({"event": event})
+    except (TypeError, ValueError, ArithmeticError):
+        return "event holds a number DynamoDB cannot store (over 38 digits or out of range)"
+    return None
+
+
 def _timestamp(value) -> int | None:
     """A Unix time in whole seconds, 0 up to ``MAX_TIMESTAMP``, from an integer, an integral float or a
     string of digits; None for anything else (negative, fractional, not finite, ...): such an event is
@@ -101,71 +146,27 @@ def _timestamp(value) -> int | None:
     return None
 
 
-def _json_value(value):
-    """A sent-log attribute stored as a JSON string (the seed) or natively."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _address(value) -> dict:
-    value = _json_value(value)
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        return {"email": value}
-    return {}
-
-
-def _recipient(sent: Mapping, email: str) -> dict | None:
-    """The to/cc/bcc entry of a sent-log item for ``email`` (case-insensitive)."""
-    email = email.lower()
-    for name in RECIPIENT_FIELDS:
-        for entry in _json_value(sent.get(name)) or []:
-            entry = _address(entry)
-            if str(entry.get("email", "")).lower() == email:
-                return entry
-    return None
-
-
-def sent_log_fields(sent: Mapping | None, email: str) -> dict:
-    """The seed's fields for ``email`` from its sent-log item (all None when absent)."""
-    if not sent:
-        return {"fromEmail": None, "fromName": None, "toEmail": None, "toName": None,
-                "subject": None, "mailId": None}
-    sender = _address(sent.get("from"))
-    recipient = _recipient(sent, email) or {}
-    return {
-        "fromEmail": sender.get("email"),
-        "fromName": sender.get("name"),
-        "toEmail": recipient.get("email", email),
-        "toName": recipient.get("name"),
-        "subject": sent.get("subject"),
-        "mailId": sent.get("mailId"),
-    }
-
-
 def reconcile(events: list, event_types: Mapping[str, EventType],
-              lookup: Callable[[list[str]], Mapping[str, dict]],
-              lookup_by_mail_id: Callable[[list[str]], Mapping[str, list[dict]]] | None = None) -> Outcome:
+              lookup: Callable[[list[str]], Mapping[str, dict]] = sent_log.by_message_id,
+              lookup_by_mail_id: Callable[[list[str]], Mapping[str, list[dict]]] | None = sent_log.by_mail_id,
+              ) -> Outcome:
     """Turn a batch of SendGrid events into records.
 
-    ``lookup(message_ids)`` returns the sent-log items found, by message id;
+    ``lookup(message_ids)`` returns the sent-log rows found, by message id;
     it is called once for the whole batch. Events it leaves unmatched that
     carry the sender's ``mailId`` custom arg are looked up once more with
-    ``lookup_by_mail_id(mail_ids)`` (sent-log items by mail id; at most
+    ``lookup_by_mail_id(mail_ids)`` (sent-log rows by mail id; at most
     ``MAX_MAIL_ID_LOOKUPS`` distinct ids a batch, since each costs a query;
-    the rest stay orphans). Events that cannot be processed
-    become rejects (with their raw JSON); events of a type no plugin enabled
-    are counted in ``ignored``.
+    the rest stay orphans). Events that cannot be processed or stored
+    become reject rows (with their raw JSON); events of a type no plugin
+    enabled are counted in ``ignored``.
     """
     outcome = Outcome()
     accepted = []
     for event in events:
-        reason = problem(event)
+        # Only events of an enabled type are stored: the others are ignored, so they skip the costly check.
+        enabled = isinstance(event, dict) and isinstance(event.get("event"), str) and event["event"] in event_types
+        reason = (enabled and unstorable(event)) or problem(event)
         if reason:
             outcome.rejects.append(reject(event, reason))
         elif event["event"] not in event_types:
@@ -173,36 +174,31 @@ def reconcile(events: list, event_types: Mapping[str, EventType],
         else:
             accepted.append(event)
 
-    sent_log = lookup([m for m in (message_id(e.get("sg_message_id")) for e in accepted) if m])
+    by_message_id = lookup([m for m in (message_id(e.get("sg_message_id")) for e in accepted) if m])
     by_mail_id: Mapping[str, list[dict]] = {}
     if lookup_by_mail_id:
         wanted = dict.fromkeys(e["mailId"] for e in accepted if isinstance(e.get("mailId"), str) and e["mailId"]
-                               and message_id(e.get("sg_message_id")) not in sent_log)
+                               and message_id(e.get("sg_message_id")) not in by_message_id)
         if wanted:
             by_mail_id = lookup_by_mail_id(list(wanted)[:MAX_MAIL_ID_LOOKUPS])
 
     for event in accepted:
         try:
-            outcome.records.append(build_record(event, event_types[event["event"]], sent_log, by_mail_id))
+            outcome.records.append(build_record(event, event_types[event["event"]], by_message_id, by_mail_id))
         except Exception as exc:  # a plugin's fields() failed on this event: its message may hold a value
-            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}",
-                                          detail=str(exc)[:1000]))
+            outcome.rejects.append(reject(event, f"{event['event']} fields: {type(exc).__name__}", detail=str(exc)))
     return outcome
 
 
-def by_mail_id(event: dict, sent_log_by_mail_id: Mapping[str, list[dict]]) -> dict | None:
-    """The sent-log row of the event's ``mailId`` custom arg that went to its address (or any)."""
-    rows = sent_log_by_mail_id.get(event.get("mailId")) or []
-    return next((row for row in rows if _recipient(row, event["email"])), rows[0] if rows else None)
-
-
-def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict],
-                 sent_log_by_mail_id: Mapping[str, list[dict]] | None = None) -> dict:
+def build_record(event: dict, event_type: EventType, by_message_id: Mapping[str, dict],
+                 by_mail_id: Mapping[str, list[dict]] | None = None) -> dict:
+    """The record of an accepted ``event``, with its sent-log row's fields (rows found by message id, else
+    by the event's ``mailId``)."""
     eid = event_id(event)
     mid = message_id(event.get("sg_message_id"))
-    sent = sent_log.get(mid) if mid else None
-    if sent is None and sent_log_by_mail_id:
-        sent = by_mail_id(event, sent_log_by_mail_id)
+    sent = by_message_id.get(mid) if mid else None
+    if sent is None and by_mail_id:
+        sent = sent_log.sent_to(by_mail_id.get(event.get("mailId")) or [], event["email"])
         mid = mid or (sent or {}).get("messageId")
     record = {
         "eventId": eid,
@@ -213,14 +209,14 @@ def build_record(event: dict, event_type: EventType, sent_log: Mapping[str, dict
         "email": event["email"],
         "timestamp": _timestamp(event["timestamp"]),
         "matched": sent is not None,
-        **sent_log_fields(sent, event["email"]),
+        **sent_log.fields(sent, event["email"]),
         "sgEvent": event,
     }
     return {**event_type.fields(event), **record}  # a plugin never overwrites a core key (records.CORE_KEYS)
 
 
-def reject(event, reason: str, detail: str | None = None) -> dict:
-    """A record of an event that could not be processed, keeping its raw JSON.
+def reject(event, reason: str, detail: str | None = None, sink: str | None = None) -> dict:
+    """The rejects table's row for ``event``, which could not be processed (or ``sink`` refused it for good).
 
     ``reason`` is logged: it names the field or limit, never the value.
     ``detail`` (the words of whatever failed, which may quote the value) is
@@ -232,4 +228,18 @@ def reject(event, reason: str, detail: str | None = None) -> dict:
     except UnicodeEncodeError:  # lone surrogates (JSON allows them, UTF-8 does not): keep them escaped
         raw = json.dumps(event, default=str)
         data = raw.encode()
-    return {"eventId": "sha256:" + hashlib.sha256(data).hexdigest(), "reason": reason, "raw": raw, "detail": detail}
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return {
+        "eventId": f"{sink}:{digest}" if sink else digest,  # one row per event and sink
+        "reason": reason[:MAX_NOTE_CHARS],
+        "raw": raw[:MAX_REJECT_CHARS],
+        "rawLength": len(raw),
+        "sink": sink,
+        "detail": (detail or "")[:MAX_NOTE_CHARS] or None,
+    }
+
+
+def keep_rejects(rows: list[dict]) -> None:
+    """Write reject rows (``reject``) to the rejects table."""
+    if rows:
+        dynamo.batch_put(REJECTS, rows)

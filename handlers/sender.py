@@ -42,18 +42,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from handlers import dynamo, env, metrics, sendgrid_api
+from handlers import dynamo, env, metrics, sendgrid_api, sent_log
 from handlers.mail import InvalidMail, Mail, parse
 from handlers.manager import Plugins, enabled_plugins
 from handlers.redact import describe, safe, where
 from handlers.sender_item import Done, MailItem, Retry, TooLarge, now_iso
-from handlers.tables import MAIL_SENDER, SENT_LOG
+from handlers.tables import MAIL_SENDER
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -100,30 +99,12 @@ def read(item: MailItem) -> Mail:
         raise InvalidMail(f"the item cannot be read: {describe(exc)}") from exc
 
 
-def record_sent(mail: Mail, message_id: str, sent_at: str) -> None:
-    """The sent-log row the webhook reconciles events with."""
-    days = int(env.SENT_LOG_TTL_DAYS.get())
-    cc, bcc = mail.kept(mail.cc), mail.kept(mail.bcc)
-    item = {
-        "messageId": message_id,
-        "from": mail.sender.to_json(),
-        "to": [a.to_json() for a in mail.kept(mail.to)],
-        "cc": [a.to_json() for a in cc] or None,
-        "bcc": [a.to_json() for a in bcc] or None,
-        "subject": mail.subject,
-        "mailId": mail.id,
-        "sentAt": sent_at,
-        "expiresAt": int(time.time()) + days * 86400 if days > 0 else None,
-    }
-    dynamo.client().put_item(TableName=os.environ[SENT_LOG.env_var], Item=dynamo.serialize(item))
-
-
 def _sent_log_note(mail: Mail, message_id: str, sent_at: str) -> str | None:
     """Write the sent-log row; what went wrong, for the item's ``error`` (None: all well)."""
     if not message_id:
         return "SendGrid answered without X-Message-Id: no sent-log row"
     try:
-        record_sent(mail, message_id, sent_at)
+        sent_log.write(mail, message_id, sent_at)
     except Exception as exc:
         log.error(json.dumps({"message": "sent-log write failed", "id": mail.id, "messageId": message_id,
                               "error": describe(exc), "where": where(exc)}))

@@ -1,9 +1,10 @@
 """The webhook Lambda: SendGrid Event Webhook POST (API Gateway proxy) in.
 
 A request goes through, in order: its size, its signature
-(``handlers.signature``), its shape (a non-empty JSON array), then per event:
-can DynamoDB store it, can it be reconciled (``handlers.reconcile``), is it
-new (``handlers.delivery``). What it answers, and why SendGrid cares (it
+(``handlers.signature``), its shape (a non-empty JSON array); then the batch
+goes to ``handlers.reconcile`` (each event a record, a reject row or ignored),
+its rejects are kept and its records go to ``handlers.delivery`` (each new
+event to every sink once). What it answers, and why SendGrid cares (it
 re-posts on anything but 2xx, for 24 hours):
 
 - 200: the batch is stored; events that could not be processed are kept as
@@ -25,26 +26,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections import Counter
 from typing import Callable
 
-from handlers import aws, delivery, dynamo, metrics, retry, signature
+from handlers import aws, delivery, metrics, retry, signature
 from handlers.apigw import BadRequest, Refused, raw_body, refusal, response
 from handlers.manager import Plugins, enabled_plugins
-from handlers.reconcile import reconcile, reject
+from handlers.reconcile import keep_rejects, reconcile
 from handlers.redact import describe
-from handlers.tables import REJECTS, SENT_LOG
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
 MAX_BODY_BYTES = 1024 * 1024  # SendGrid posts at most 768 KB
-MAX_EVENT_BYTES = 64 * 1024  # a SendGrid event is a few hundred bytes; a record must fit in a 400 KB item
-MAX_EVENT_DEPTH = 24  # DynamoDB stores maps and lists nested 32 deep; records add a level or two
-MAX_REJECT_CHARS = 32 * 1024  # of a rejected event's raw JSON (the rest is cut, ``rawLength`` says how much)
 EVENT_TYPE_NAME = re.compile(r"[a-z_]{1,40}")  # what an event type logged by name looks like
 ANSWER_SECONDS = 20.0  # every answer, 503 included, within this (API Gateway waits 29 s)
 MARGIN_SECONDS = 1.0  # of it, kept for building the answer; and kept from Lambda's own remaining time
@@ -74,76 +70,11 @@ def parse_batch(body: bytes) -> list:
     return batch
 
 
-def unstorable(event) -> str | None:
-    """Why DynamoDB could not store ``event`` as a record's part, or None when it can."""
-    if not isinstance(event, dict):
-        return None  # reconcile rejects it
-    try:
-        size = len(json.dumps(event, ensure_ascii=False).encode("utf-8"))
-    except UnicodeEncodeError:
-        return "event holds text that is not valid Unicode"
-    if size > MAX_EVENT_BYTES:
-        return f"event is larger than {MAX_EVENT_BYTES} bytes"
-    stack = [(event, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_EVENT_DEPTH:
-            return f"event is nested deeper than {MAX_EVENT_DEPTH} levels"
-        if isinstance(value, dict):
-            if "" in value:
-                return "event has an empty field name"
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-    try:
-        dynamo.serialize({"event": event})
-    except (TypeError, ValueError, ArithmeticError):
-        return "event holds a number DynamoDB cannot store (over 38 digits or out of range)"
-    return None
-
-
-def reject_row(rejected: dict) -> dict:
-    raw = rejected["raw"]
-    return {
-        "eventId": rejected["eventId"],
-        "reason": rejected["reason"][:1000],
-        "raw": raw[:MAX_REJECT_CHARS],
-        "rawLength": len(raw),
-        "sink": rejected.get("sink"),
-        "detail": (rejected.get("detail") or "")[:1000] or None,
-    }
-
-
-def keep_rejects(rejects: list[dict]) -> None:
-    if rejects:
-        dynamo.batch_put(REJECTS, [reject_row(r) for r in rejects])
-
-
-def lookup_sent_log(message_ids: list[str]) -> dict[str, dict]:
-    return dynamo.batch_get(os.environ[SENT_LOG.env_var], SENT_LOG.hash_key, message_ids)
-
-
-def lookup_sent_log_by_mail_id(mail_ids: list[str]) -> dict[str, list[dict]]:
-    [index] = SENT_LOG.indexes
-    return dynamo.query_each(os.environ[SENT_LOG.env_var], index.name, index.hash_key, mail_ids)
-
-
 def receive(body: bytes, plugins: Plugins) -> dict:
     """Process one verified webhook batch; returns the counts (raises when it could not store it)."""
     events = parse_batch(body)
-    storable, rejects = [], []
-    for event in events:
-        # Only events of an enabled type are stored: the others are ignored, so they skip the costly check.
-        wanted = isinstance(event, dict) and isinstance(event.get("event"), str) \
-            and event["event"] in plugins.event_types
-        reason = unstorable(event) if wanted else None
-        if reason:
-            rejects.append(reject(event, reason))
-        else:
-            storable.append(event)
-    outcome = reconcile(storable, plugins.event_types, lookup_sent_log, lookup_sent_log_by_mail_id)
-    rejects += outcome.rejects
-    keep_rejects(rejects)
+    outcome = reconcile(events, plugins.event_types)
+    keep_rejects(outcome.rejects)
     report = delivery.deliver(outcome.records, plugins.sinks, keep_rejects)
     accepted = [r for r in report.fresh if r["eventId"] not in report.refused]
     counts = {
@@ -151,10 +82,10 @@ def receive(body: bytes, plugins: Plugins) -> dict:
         "accepted": len(accepted),
         "duplicates": report.duplicates,
         "ignored": sum(outcome.ignored.values()),
-        "rejected": len(rejects) + len(report.refused),
+        "rejected": len(outcome.rejects) + len(report.refused),
         "orphans": sum(1 for r in accepted if not r["matched"]),
     }
-    rejects += report.rejected
+    rejects = outcome.rejects + report.rejected
     for name, count in counts.items():
         metrics.WEBHOOK.add(metrics.WEBHOOK_COUNTS[name], count)
     metrics.WEBHOOK.note(acceptedTypes=loggable(Counter(r["event"] for r in accepted)))

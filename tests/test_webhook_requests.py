@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from handlers import webhook
+from handlers import reconcile, webhook
 from tests.support import put_item, scan
 from tests.webhook_support import Calls, bounce, endpoint  # noqa: F401 (fixture)
 
@@ -79,12 +79,12 @@ def test_reposting_a_batch_with_rejects_leaves_the_same_rejects(endpoint):
 
 def test_a_huge_rejected_event_is_kept_cut_short(endpoint):
     web = endpoint()
-    big = {"email": "a@example.com", "event": "bounce", "timestamp": "x" * (webhook.MAX_EVENT_BYTES + 10)}
+    big = {"email": "a@example.com", "event": "bounce", "timestamp": "x" * (reconcile.MAX_EVENT_BYTES + 10)}
     status, counts = web.post([big])
     assert (status, counts["rejected"]) == (200, 1)
     [row] = scan("TABLE_REJECTS")
     assert "larger than" in row["reason"]
-    assert len(row["raw"]) == webhook.MAX_REJECT_CHARS and row["rawLength"] > webhook.MAX_EVENT_BYTES
+    assert len(row["raw"]) == reconcile.MAX_REJECT_CHARS and row["rawLength"] > reconcile.MAX_EVENT_BYTES
 
 
 def test_events_of_types_not_enabled_are_ignored_and_counted(endpoint):
@@ -98,7 +98,7 @@ def test_events_of_types_not_enabled_are_ignored_and_counted(endpoint):
 def test_events_of_types_not_enabled_skip_the_storage_checks(endpoint, monkeypatch):
     web = endpoint()
     checked = []
-    monkeypatch.setattr(webhook, "unstorable", lambda event: checked.append(event["event"]))
+    monkeypatch.setattr(reconcile, "unstorable", lambda event: checked.append(event["event"]))
     odd = {"email": "a@example.com", "event": "open", "timestamp": 1764400000, "huge": 10 ** 40}
     status, counts = web.post([bounce(1), odd])
     assert status == 200 and (counts["ignored"], counts["rejected"]) == (1, 0)
