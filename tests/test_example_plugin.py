@@ -1,6 +1,7 @@
 """The example third-party package (examples/sendgrid-events-jsonlog): built, pip-installed, enabled by name."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -55,3 +56,12 @@ def test_enabled_in_a_stack_its_infrastructure_hook_runs(installed):
     made = run_program({"plugins": ["bounce", "dynamodb", "jsonlog"], "jsonlogEvents": "bounce,dropped"})
     assert made.environment(WEBHOOK)["JSONLOG_EVENTS"] == "bounce,dropped"
     assert made.environment(WEBHOOK)["ENABLED_PLUGINS"] == "bounce,dynamodb,jsonlog"
+
+
+def test_its_own_tests_pass_with_the_plugin_test_kit(site_packages):
+    """examples/sendgrid-events-jsonlog/tests use devstack.plugin_kit: the program offline, the local stack."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site_packages), str(EXAMPLE.parent.parent)])}
+    answer = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+                            cwd=EXAMPLE.parent.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert answer.returncode == 0, answer.stdout[-3000:] + answer.stderr[-2000:]
+    assert "2 passed" in answer.stdout
