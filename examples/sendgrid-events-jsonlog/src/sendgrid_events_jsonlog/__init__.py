@@ -1,27 +1,25 @@
 """Sink ``jsonlog``: one JSON line per webhook event on stdout (CloudWatch Logs in Lambda).
 
-A third-party sendgrid-events plugin: an installed package whose entry point
-in the group ``sendgrid_events`` names this module. It needs nothing from
-sendgrid-events itself: the hook marker is pluggy's, for the project name
-``sendgrid_events``.
+A third-party sendgrid-events plugin, written as docs/plugins.md says: an
+installed package whose entry point in the group ``sendgrid_events`` names
+this module (the runtime half, shipped to Lambda in the layer), and whose
+entry point of the same name in ``sendgrid_events_deploy`` names ``deploy``
+(the deploy half: the stack config ``jsonlogEvents`` -> ``JSONLOG_EVENTS``).
 
 ``JSONLOG_EVENTS`` (comma-separated event types; unset: all) chooses the
-events logged; the stack config ``jsonlogEvents`` sets it (``deploy.py``,
-the package's deploy half, named by the entry point group
-``sendgrid_events_deploy``: never in Lambda). Query them with CloudWatch Logs Insights, e.g.
+events logged. Query them with CloudWatch Logs Insights, e.g.
 ``filter message = "sendgrid event" and event = "bounce" | stats count() by email``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-import pluggy
+from handlers.env import Var
+from handlers.hookspecs import hookimpl
 
-hookimpl = pluggy.HookimplMarker("sendgrid_events")
-
+JSONLOG_EVENTS = Var("JSONLOG_EVENTS", "Comma-separated event types the jsonlog sink logs (unset: every one).")
 FIELDS = ("event", "email", "timestamp", "messageId", "fullMessageId", "matched", "type", "reason",
           "status", "bounceClassification", "mailId", "subject")
 
@@ -32,7 +30,7 @@ def line(record: dict) -> str:
 
 
 def write(records: list[dict]) -> None:
-    wanted = {e.strip() for e in os.environ.get("JSONLOG_EVENTS", "").split(",") if e.strip()}
+    wanted = {e.strip() for e in (JSONLOG_EVENTS.get() or "").split(",") if e.strip()}
     for record in records:
         if not wanted or record["event"] in wanted:
             print(line(record), file=sys.stdout)
@@ -41,4 +39,3 @@ def write(records: list[dict]) -> None:
 @hookimpl
 def register_sinks(register):
     register("jsonlog", write)  # printing twice is harmless: idempotent enough
-

@@ -1,21 +1,19 @@
 """The jsonlog plugin's deploy half: the stack config ``jsonlogEvents`` -> the webhook's ``JSONLOG_EVENTS``.
 
 Named by the entry point ``jsonlog`` in the group ``sendgrid_events_deploy``;
-loaded by the Pulumi program only (it may import pulumi and ``infra``).
+loaded by the Pulumi program only, so it imports ``infra`` freely.
 """
 
 from __future__ import annotations
 
-import pluggy
-
-hookimpl = pluggy.HookimplMarker("sendgrid_events")
+from infra.config import string
+from infra.hookspecs import hookimpl
+from sendgrid_events_jsonlog import JSONLOG_EVENTS
 
 
 @hookimpl
 def stack_settings(config):
     """The stack config ``jsonlogEvents`` (comma-separated types; unset: every event), read before any resource."""
-    from infra.config import string
-
     return string(config, "jsonlogEvents", "", pattern=r"[a-z_,]*", what="comma-separated event types")
 
 
@@ -23,4 +21,4 @@ def stack_settings(config):
 def infrastructure(stack):
     events = stack.settings["jsonlog"]
     if events:
-        stack.add_env("webhook", "JSONLOG_EVENTS", events)
+        stack.add_env("webhook", JSONLOG_EVENTS.name, events)
