@@ -45,3 +45,26 @@ def build(enabled: manager.Plugins) -> pluggy.PluginManager:
         if module is not None:
             pm.register(module, name=name)
     return pm
+
+
+def integer_setting(plugin: str, key: str, var, functions: tuple[str, ...]) -> tuple:
+    """The deploy half of a plugin whose one stack key, an integer (default: ``var``'s), becomes ``var`` on
+    ``functions``: its ``(stack_settings, infrastructure)`` hook implementations.
+
+        stack_settings, infrastructure = integer_setting("history", "historyTtlDays", HISTORY_TTL_DAYS,
+                                                         ("sender", "webhook"))
+    """
+    @hookspecs.hookimpl
+    def stack_settings(config):
+        from infra.config import integer
+
+        return integer(config, key, int(var.default))
+
+    @hookspecs.hookimpl
+    def infrastructure(stack):
+        for function in functions:
+            stack.add_env(function, var.name, str(stack.settings[plugin]))
+
+    stack_settings.__doc__ = f"``{key}`` (an integer, default {var.default}), read before any resource."
+    infrastructure.__doc__ = f"``{var.name}`` on {', '.join(functions)}, from ``{key}``."
+    return stack_settings, infrastructure
