@@ -79,7 +79,7 @@ def register_sinks(register):
     A sink that cannot repeat a write harmlessly (a notification) registers
     with ``idempotent=False``; the core then hands it only records it has
     claimed for that sink, so no record reaches it twice; if it stored only
-    some, it raises ``handlers.delivery.PartiallyWritten(stored_event_ids,
+    some, it raises ``handlers.delivery.PartiallyWritten(written,
     rejected=...)`` and only the others are offered again. Every wait inside
     ``write`` should go through ``handlers.retry.pause`` (the time budget).
     """
