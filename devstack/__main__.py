@@ -3,6 +3,8 @@
 up    apply the Pulumi program to moto on 127.0.0.1, run it, write the state file; until Ctrl-C / SIGTERM
 demo  start it, run the article's two scenarios, print the tables; exit 0 only when right
 env   print ``export`` lines (AWS_ENDPOINT_URL, region, credentials) for a running ``up``
+plugins  every plugin that could be enabled: kind, description, config keys
+post  sign a file of events as SendGrid would and post it to a running ``up``
 """
 
 from __future__ import annotations
@@ -66,6 +68,25 @@ def env(args) -> int:
     return 0
 
 
+def plugins(args) -> int:
+    from devstack import tools
+
+    rows = tools.plugin_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        tools.print_plugins(rows)
+    return 0
+
+
+def post(args) -> int:
+    from devstack import tools
+
+    status, answer = tools.post(read_state(Path(args.state)), tools.load_events(args.file))
+    print(f"{status} {answer}")
+    return 0 if 200 <= status < 300 else 1
+
+
 def setting(text: str) -> tuple[str, object]:
     """``key=value``: the value as JSON when it is JSON (numbers, booleans, lists), else the text."""
     key, sep, value = text.partition("=")
@@ -95,6 +116,13 @@ def main(argv=None) -> int:
     p = commands.add_parser("env", help="export lines for boto3 / the aws cli against a running `up`")
     p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
     p.set_defaults(run=env)
+    p = commands.add_parser("plugins", help="every plugin that could be enabled: kind, description, config keys")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(run=plugins)
+    p = commands.add_parser("post", help="sign a file of events as SendGrid would and post it to the local webhook")
+    p.add_argument("file", type=Path, help="a JSON file: an array of SendGrid events (or one event)")
+    p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
+    p.set_defaults(run=post)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

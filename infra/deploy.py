@@ -20,7 +20,7 @@ from infra import hookspecs
 ENTRY_POINT_GROUP = "sendgrid_events_deploy"
 
 
-def _deploy_module(name: str):
+def deploy_module(name: str):
     """The deploy module of plugin ``name``, or None."""
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
@@ -41,7 +41,7 @@ def build(enabled: manager.Plugins) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in enabled.names:
-        module = _deploy_module(name)
+        module = deploy_module(name)
         if module is not None:
             pm.register(module, name=name)
     return pm

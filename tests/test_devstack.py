@@ -194,6 +194,17 @@ def test_up_runs_until_sigterm_and_a_user_inserts_an_item_with_plain_boto3(tmp_p
         assert row["toEmail"] == {"S": "nobody@bounce.test"}
         status = client.get_item(TableName=table, Key={"id": {"S": "by-hand"}})["Item"]["status"]
         assert status == {"S": "sent"}
+
+        # A plugin author's hand-made batch, signed and posted by `devstack post`.
+        events = tmp_path / "events.json"
+        events.write_text(json.dumps([{"event": "bounce", "email": "hand@bounce.test", "timestamp": 1700000000,
+                                       "sg_event_id": "by-hand-post", "sg_message_id": "nosuch.filter"}]))
+        posted = subprocess.run([sys.executable, "-m", "devstack", "post", str(events), "--state", str(path)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert posted.returncode == 0 and posted.stdout.startswith("200 "), posted.stdout + posted.stderr
+        assert json.loads(posted.stdout.split(" ", 1)[1])["accepted"] == 1
+        emails = [i["toEmail"]["S"] for i in client.scan(TableName=state["tables"]["bounce"])["Items"]]
+        assert "hand@bounce.test" in emails
     finally:
         up.send_signal(signal.SIGTERM)
         out, _ = up.communicate(timeout=30)

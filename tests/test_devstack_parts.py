@@ -1,6 +1,7 @@
 """The local stack's parts, one at a time: signing, the API Gateway front, the stream poller, a function."""
 
 import base64
+import json
 import os
 import textwrap
 from dataclasses import replace
@@ -17,7 +18,7 @@ from devstack.applied import StreamMapping, widened
 from devstack.lambdas import Function, FunctionError, FunctionTimeout
 from devstack.poller import StreamPoller, matches
 from devstack.stack import wait_for
-from handlers import apigw
+from handlers import apigw, manager
 
 
 def verify(public_key_b64: str, headers: dict, body: bytes) -> None:
@@ -278,3 +279,16 @@ def test_a_function_cannot_import_the_deploy_side_and_its_errors_and_timeouts_co
         assert function.invoke({"seconds": 0}) == "woke"  # a new instance takes over
     finally:
         function.stop()
+
+
+def test_the_plugins_command_lists_every_plugin_with_its_kind_and_keys(capsys):
+    from devstack.__main__ import main
+
+    assert main(["plugins", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) >= set(manager.BUILTIN_PLUGINS)
+    assert rows["bounce"]["kinds"] == ["event type"] and rows["bounce"]["config"] == []
+    assert {"sink", "infrastructure"} <= set(rows["sns"]["kinds"]) and rows["sns"]["config"] == ["snsEmails",
+                                                                                                   "snsEvents"]
+    assert "offers inbound_mail" in rows["inbound"]["kinds"] and rows["inbound"]["description"].startswith(
+        "Plugin ``inbound``")
