@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import urllib3
 
+from handlers.sendgrid_api import told_wait
+
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 EU_BASE_URL = "https://api.eu.sendgrid.com"
 CONNECT_TIMEOUT, READ_TIMEOUT = 5.0, 30.0
@@ -95,12 +97,8 @@ class Client:
 
     def _rate_limit_wait(self, headers) -> float:
         """Seconds SendGrid asks to wait (``Retry-After``, else until ``X-RateLimit-Reset``), within bounds."""
-        for name, to_wait in (("Retry-After", float), ("X-RateLimit-Reset", lambda v: float(v) - time.time())):
-            try:
-                return min(max(to_wait(headers[name]), 0.0), self.max_wait)
-            except (KeyError, ValueError):
-                continue
-        return self.backoff
+        told = told_wait(headers)  # the sender's reading of SendGrid's 429 headers
+        return self.backoff if told is None else min(told, self.max_wait)
 
     def _message(self, method: str, path: str, status: int, data: bytes, attempts: int) -> str:
         action = f"{method} {path}"
