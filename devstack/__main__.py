@@ -34,7 +34,7 @@ def up(args) -> int:
         state = stack.state
         width = max(len(k) for k in state["tables"])
         print(f"devstack up (plugins: {', '.join(state['plugins'])}): the Pulumi program, applied to moto "
-              f"({len(stack.applier.applied)} resources; IAM enforced)\n"
+              f"({sum(r.custom for r in stack.program.resources)} resources; IAM enforced)\n"
               f"  AWS endpoint   {state['aws_endpoint_url']}  (region {state['region']})\n"
               f"  webhook URL    {state['webhook_url']}\n"
               + "".join(f"  {name} URL{' ' * max(1, 11 - len(name))}{url}\n" for name, url in state["urls"].items())

@@ -107,7 +107,7 @@ def run(options: Options | None = None, out: Callable[[str], None] = print) -> b
     out("Starting the local stack: the Pulumi program applied to moto (IAM enforced), the SendGrid "
         "stand-in, the API front, the stream poller ...")
     with Stack(options or Options(state_path=None)) as stack:
-        out(f"  {len(stack.applier.applied)} resources applied; plugins: {', '.join(stack.plugins.names)}; "
+        out(f"  {sum(r.custom for r in stack.program.resources)} resources applied; plugins: {', '.join(stack.plugins.names)}; "
             f"webhook: {stack.state['webhook_url']}\n")
         out("Scenario 1: a mail to an existing address")
         scenario(stack, check, seed_item("test-0001", [EXISTING], "Test mail 1"), bounced=[])

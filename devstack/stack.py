@@ -157,6 +157,8 @@ class Stack:
                                       secret_keys=(f"{NAMESPACE}:sendgridApiKey",))
             except ApplyError:
                 raise self.applier.errors[0] from None
+        self.program = program
+        """What the program registered: every resource, with what was made for it (``offline.Result``)."""
         self.outputs = program.resolved_outputs()
 
         self.functions = self._functions()
@@ -204,7 +206,7 @@ class Stack:
         """Every applied function, started (their cold starts side by side), by logical name."""
         lam = self.aws.client("lambda")
         functions = {}
-        for made in self.applier.of_type(FUNCTION):
+        for made in self.program.of_type(FUNCTION):
             name = made.outputs["name"]
             config = lam.get_function_configuration(FunctionName=name)
             credentials = applied.credentials_for(self.aws, name, config["Role"])

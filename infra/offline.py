@@ -76,9 +76,6 @@ class Result:
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
 
-    def by_urn(self) -> dict[str, Resource]:
-        return {r.urn: r for r in self.resources}
-
 
 def resolve(value: Any) -> Any:
     """The plain value of an output (secret or not)."""

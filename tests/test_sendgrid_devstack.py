@@ -23,7 +23,7 @@ def bounce_item(item_id: str) -> dict:
 
 def test_events_reach_the_webhook_through_the_webhook_the_program_created(local_stack):
     stack = local_stack()
-    [applied] = stack.applier.of_type(DYNAMIC)
+    [applied] = stack.program.of_type(DYNAMIC)
     [webhook] = stack.webhooks.webhooks.values()
     assert webhook.id == applied.outputs["webhookId"] == stack.state["outputs"]["webhookId"]
     assert webhook.friendly_name == "sendgrid-events-local" and webhook.flags == {"bounce", "dropped"}
@@ -41,7 +41,7 @@ def test_events_reach_the_webhook_through_the_webhook_the_program_created(local_
 
 def test_the_manual_flow_is_unchanged_with_the_switch_off(local_stack):
     stack = local_stack(settings={"manageSendgridWebhook": False})
-    assert stack.applier.of_type(DYNAMIC) == []
+    assert stack.program.of_type(DYNAMIC) == []
     [webhook] = stack.webhooks.webhooks.values()  # made "by hand" before the deploy, its URL pasted in after
     assert stack.resolve(webhook.url) == stack.state["webhook_url"]
     assert stack.state["env"]["webhook"]["SENDGRID_WEBHOOK_PUBLIC_KEYS"] == webhook.key.public_key_b64

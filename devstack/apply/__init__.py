@@ -23,7 +23,6 @@ import io
 import secrets
 import threading
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,15 +41,6 @@ DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
 class ApplyError(RuntimeError):
     """A resource could not be made; the message names it."""
 
-
-@dataclass
-class Applied:
-    """What was made for one resource: its type, name, inputs and outputs (plain values)."""
-
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
 
 
 Handler = Callable[["Applier", str, dict], tuple[str, dict]]
@@ -128,7 +118,6 @@ class Applier(offline.Engine):
         self.aws = aws
         self.api_base_url = api_base_url
         self.region = aws.region
-        self.applied: list[Applied] = []
         self.errors: list[ApplyError] = []
         self.archives: dict[str, bytes] = {}
         """Function name -> the code zip uploaded for it (the local instances run it unpacked)."""
@@ -155,19 +144,13 @@ class Applier(offline.Engine):
             resource_id, made = apply(self, resource.name, inputs)
         except (ClientError, BotoCoreError, ApplyError) as exc:
             return self._failed(resource, str(exc))
-        outputs = {**inputs, **made}
-        with self._lock:
-            self.applied.append(Applied(resource.type, resource.name, inputs, outputs))
-        return resource_id, outputs
+        return resource_id, {**inputs, **made}
 
     def _failed(self, resource: offline.Resource, problem: str):
         error = ApplyError(f"{resource.type} {resource.name!r}: {problem}")
         with self._lock:
             self.errors.append(error)
         raise error
-
-    def of_type(self, resource_type: str) -> list[Applied]:
-        return [a for a in self.applied if a.type == resource_type]
 
 
 def _load_modules() -> None:
