@@ -27,9 +27,10 @@ from tests.support import seed_item
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 TEXT = GUIDE.read_text()
 _RUNTIME = manager.build(sorted(manager.BUILTIN_PLUGINS))
-DEPLOY_HOOKS = set(manager.hook_specs(deploy.build(_RUNTIME)))
+_DEPLOY = deploy.build(_RUNTIME)
+DEPLOY_HOOKS = set(manager.hook_specs(_DEPLOY))
 HOOKS = {name: f"{name}{inspect.signature(fn)}"  # the core's, those built-in plugins offer, the deploy side's
-         for pm in (_RUNTIME.pm, deploy.build(_RUNTIME)) for name, fn in manager.hook_specs(pm).items()}
+         for pm in (_RUNTIME.pm, _DEPLOY) for name, fn in manager.hook_specs(pm).items()}
 SECTIONS = {m.group(1): (m.group(1) + m.group(2), m.group(3))  # hook -> (its heading's signature, its text)
             for m in re.finditer(r"^## `(\w+)(\([^)]*\))`\n(.*?)(?=^## |\Z)", TEXT, re.S | re.M)}
 EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)
