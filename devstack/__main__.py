@@ -5,6 +5,7 @@ demo  start it, run the article's two scenarios, print the tables; exit 0 only w
 env   print ``export`` lines (AWS_ENDPOINT_URL, region, credentials) for a running ``up``
 plugins  every plugin that could be enabled: kind, description, config keys
 post  sign a file of events as SendGrid would and post it to a running ``up``
+messages  what SNS published on a running ``up`` (its topics: the sns plugin's, the alarms'), then removed
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.stack import DEFAULT_STATE, Options, Stack, read_state
+from devstack.stack import DEFAULT_STATE, Options, Stack, read_state, state_client
 from handlers.manager import PluginError
 
 
@@ -31,25 +32,32 @@ def up(args) -> int:
     options = Options(plugins=args.plugins, settings=dict(args.set), state_path=Path(args.state),
                       webhook_delay=args.webhook_delay)
     with Stack(options) as stack:
-        state = stack.state
-        width = max(len(k) for k in state["tables"])
-        print(f"devstack up (plugins: {', '.join(state['plugins'])}): the Pulumi program, applied to moto "
-              f"({sum(r.custom for r in stack.program.resources)} resources; IAM enforced)\n"
-              f"  AWS endpoint   {state['aws_endpoint_url']}  (region {state['region']})\n"
-              f"  webhook URL    {state['webhook_url']}\n"
-              + "".join(f"  {name} URL{' ' * max(1, 11 - len(name))}{url}\n" for name, url in state["urls"].items())
-              + f"  SendGrid API   {state['sendgrid_api_host']}\n"
-              + "".join(f"  table {k:<{width}} {v}\n" for k, v in state["tables"].items())
-              + f"  failure queue  {state['queues']['sender_failures']}\n"
-              f"  state file     {args.state}\n"
-              f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"). "
-              "Ctrl-C stops.", flush=True)
+        print(summary(stack, args.state), flush=True)
         # A process signal may land on any thread; the handler runs in the main thread only
         # when it wakes, so wake it often rather than block for good.
         while not stop.wait(0.2):
             pass
         print("devstack: stopping", flush=True)
     return 0
+
+
+def summary(stack: Stack, state_path) -> str:
+    """What ``up`` started: every URL, table, queue and topic, and where the state file is."""
+    state = stack.state
+    rows = [("AWS endpoint", f"{state['aws_endpoint_url']}  (region {state['region']})"),
+            ("webhook URL", state["webhook_url"]),
+            *((f"{name} URL", url) for name, url in state["urls"].items()),
+            ("SendGrid API", state["sendgrid_api_host"]),
+            *((f"table {k}", v) for k, v in state["tables"].items()),
+            *((f"queue {k}", v) for k, v in state["queues"].items()),
+            *((f"topic {k}", v) for k, v in state["topics"].items()),
+            ("state file", str(state_path))]
+    width = max(len(label) for label, _ in rows)
+    return (f"devstack up (plugins: {', '.join(state['plugins'])}): the Pulumi program, applied to moto "
+            f"({sum(r.custom for r in stack.program.resources)} resources; IAM enforced)\n"
+            + "".join(f"  {label:<{width}}  {value}\n" for label, value in rows)
+            + f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"); "
+            "`python -m devstack messages` shows what SNS published. Ctrl-C stops.")
 
 
 def demo(args) -> int:
@@ -85,6 +93,18 @@ def post(args) -> int:
     status, answer = tools.post(read_state(Path(args.state)), tools.load_events(args.file))
     print(f"{status} {answer}")
     return 0 if 200 <= status < 300 else 1
+
+
+def show_messages(args) -> int:
+    from devstack import messages
+
+    state = read_state(Path(args.state))
+    sqs = state_client(state, "sqs")
+    while True:
+        for found in messages.take(sqs, state["queues"]["messages"], messages.WAIT_SECONDS if args.follow else 0):
+            print(json.dumps(found) if args.json else messages.show(found), flush=True)
+        if not args.follow:
+            return 0
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -123,6 +143,11 @@ def main(argv=None) -> int:
     p.add_argument("file", type=Path, help="a JSON file: an array of SendGrid events (or one event)")
     p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
     p.set_defaults(run=post)
+    p = commands.add_parser("messages", help="what SNS published on the local stack (then removed from its queue)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep waiting for more (Ctrl-C stops)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--state", default=str(DEFAULT_STATE), help="state file (default: %(default)s)")
+    p.set_defaults(run=show_messages)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from devstack import applied
+from devstack import applied, messages
 from devstack.apply import Applier, ApplyError
 from devstack.aws import LocalAWS
 from devstack.eventwebhook import EventPoster, WebhookKey
@@ -56,6 +56,7 @@ FINAL_STATUSES = ("sent", "rejected", "failed")
 STACK_NAME = "local"
 PREFIX = f"{offline.PROJECT}-{STACK_NAME}-"  # the program names each function's resource <project>-<stack>-<function>
 FUNCTION = "aws:lambda/function:Function"
+TOPIC = "aws:sns/topic:Topic"
 PARSE_HOSTNAME = "parse.local.test"
 # What API Gateway's DNS name is locally: the front (``https://<id>.execute-api.<region>.amazonaws.com/<path>``).
 EXECUTE_API = re.compile(r"^https://[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(?P<path>/.*)$")
@@ -173,6 +174,9 @@ class Stack:
         self.poller = self._started(StreamPoller(
             self.aws.client("dynamodbstreams", sender.credentials), mapping, sender, region=self.aws.region,
             on_failure=on_failure, interval=opts.poll_interval))
+        self.topics = {made.outputs["name"]: made.outputs["arn"] for made in self.program.of_type(TOPIC)}
+        self.messages_queue = messages.subscribe(self.aws.client("sqs"), self.aws.client("sns"), PREFIX,
+                                                 list(self.topics.values()))
         self._sendgrid_settings()
         self.state = self._state(mapping)
         if opts.state_path:
@@ -240,7 +244,8 @@ class Stack:
             "aws_env": self.aws.env(),
             "tables": dict(self.outputs["tableNames"]),
             "streams": {MAIL_SENDER.name: mapping.stream_arn},
-            "queues": {"sender_failures": self.outputs["dlqUrl"]},
+            "queues": {"sender_failures": self.outputs["dlqUrl"], "messages": self.messages_queue},
+            "topics": self.topics,
             "webhook_url": urls.pop("webhook"),
             "urls": urls,
             "outputs": self.outputs,
@@ -273,6 +278,10 @@ class Stack:
         pages = self.aws.client("dynamodb").get_paginator("scan").paginate(
             TableName=self.table(logical), ConsistentRead=True)
         return [dynamo.deserialize(i) for page in pages for i in page["Items"]]
+
+    def messages(self, wait: int = 0) -> list[dict]:
+        """What SNS published since the last call (``devstack.messages``), oldest first."""
+        return messages.take(self.aws.client("sqs"), self.messages_queue, wait)
 
     def item(self, item_id: str) -> dict | None:
         answer = self.aws.client("dynamodb").get_item(
@@ -326,6 +335,16 @@ def read_state(path: Path = DEFAULT_STATE) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise SystemExit(f"devstack: no state file at {path}; is `python -m devstack up` running?") from None
+
+
+def state_client(state: dict, service: str):
+    """A boto3 client for a running stack (its state file's endpoint), as its administrator."""
+    import boto3
+
+    aws = state["aws_env"]
+    return boto3.session.Session(aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+                                 aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+                                 region_name=state["region"]).client(service, endpoint_url=state["aws_endpoint_url"])
 
 
 def remove_state(path: Path, pid: int) -> None:

@@ -293,3 +293,8 @@ def test_concurrent_posts_with_sns_keep_moto_small_and_sigterm_stops_up(tmp_path
         out, _ = up.communicate(timeout=30)
     assert up.returncode == 0, out[-2000:]
     assert not path.exists()
+    # The startup summary names everything a person reaches for: every URL, table, queue and topic.
+    listed = [state["webhook_url"], *state["urls"].values(), *state["tables"].values(),
+              *state["queues"].values(), *state["topics"].values()]
+    assert len(state["topics"]) == 2  # the sns plugin's and the alarms'
+    assert [value for value in listed if value not in out] == []

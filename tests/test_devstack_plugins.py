@@ -3,6 +3,7 @@
 import json
 
 from devstack import demo
+from devstack.__main__ import main as devstack_main
 from devstack.testing import local_stack  # noqa: F401  (the fixture)
 
 PLUGINS = "bounce,dropped,delivered,deferred,dynamodb,history,sns,suppression"
@@ -12,27 +13,9 @@ def item(item_id, *emails):
     return demo.seed_item(item_id, [{"email": e, "name": e.split("@")[0]} for e in emails], "Test mail")
 
 
-def inbox(stack):
-    """An SQS queue subscribed to the local notification topic; returns a reader."""
-    sqs = stack.aws.client("sqs")
-    url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    stack.aws.client("sns").subscribe(TopicArn=stack.state["env"]["webhook"]["SNS_TOPIC_ARN"],
-                                      Protocol="sqs", Endpoint=arn)
-
-    def read():
-        messages = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-            messages += [json.loads(m["Body"]) for m in batch]
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
-        return messages
-    return read
-
-
-def test_a_bounced_address_is_stored_traced_notified_once_and_then_suppressed(local_stack):
-    stack = local_stack(PLUGINS)
-    notifications = inbox(stack)
+def test_a_bounced_address_is_stored_traced_notified_once_and_then_suppressed(local_stack, tmp_path, capsys):
+    state = tmp_path / "state.json"
+    stack = local_stack(PLUGINS, state_path=state)
 
     stack.insert(item("m1", "ok@example.com", "nobody@bounce.test"))
     [first] = stack.wait_settled("m1")
@@ -49,10 +32,15 @@ def test_a_bounced_address_is_stored_traced_notified_once_and_then_suppressed(lo
     assert [r["event"] for r in trail if r.get("email") == "ok@example.com"] == ["delivered"]
     assert trail[0]["to"] == ["ok@example.com", "nobody@bounce.test"]
 
-    [message] = notifications()
-    assert message["Subject"] == "SendGrid bounce: nobody@bounce.test - Invalid Address"
-    assert json.loads(message["Message"])["messageId"] == first["messageId"]
-    assert message["MessageAttributes"]["bounceClassification"]["Value"] == "Invalid Address"
+    # What SNS published, as `devstack messages --json` shows it (the stack's queue on every topic).
+    capsys.readouterr()
+    assert devstack_main(["messages", "--json", "--state", str(state)]) == 0
+    [message] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert message["topic"] == stack.state["outputs"]["snsTopicArn"].rsplit(":", 1)[1]
+    assert message["subject"] == "SendGrid bounce: nobody@bounce.test - Invalid Address"
+    assert message["message"]["messageId"] == first["messageId"]
+    assert message["attributes"]["bounceClassification"] == "Invalid Address"
+    assert stack.messages() == []  # read once: taken from the queue
 
     stack.insert(item("m2", "nobody@bounce.test", "again@example.com"))
     stack.insert(item("m3", "Nobody@Bounce.test"))
@@ -64,4 +52,4 @@ def test_a_bounced_address_is_stored_traced_notified_once_and_then_suppressed(lo
         {"email": "again@example.com", "name": "again"}]
     assert (third["status"], list(third["suppressed"])) == ("rejected", ["nobody@bounce.test"])
     assert len(stack.sendgrid.accepted) == 2
-    assert notifications() == []  # no new bounce, no new notification
+    assert stack.messages() == []  # no new bounce, no new notification
