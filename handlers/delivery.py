@@ -123,12 +123,12 @@ def _table() -> str:
     return os.environ[PROCESSED_EVENTS.env_var]
 
 
-def event_key(event_id: str) -> str:
-    return f"event:{event_id}"
+def event_key(event_id: str, scope: str = "") -> str:
+    return f"{scope}event:{event_id}"
 
 
-def claim_key(sink: str, event_id: str) -> str:
-    return f"sink:{sink}:{event_id}"
+def claim_key(sink: str, event_id: str, scope: str = "") -> str:
+    return f"{scope}sink:{sink}:{event_id}"
 
 
 def now() -> float:
@@ -139,19 +139,21 @@ def now() -> float:
 Keep = Callable[[list[dict]], None]
 
 
-def deliver(records: list[dict], sinks: list[Sink], keep: Keep) -> Report:
+def deliver(records: list[dict], sinks: list[Sink], keep: Keep, scope: str = "") -> Report:
     """Hand ``records`` to ``sinks``, skipping events already processed.
 
     ``keep(rejects)`` stores the rejects of records a sink refused for good
     (before they are marked done). Raises what a sink or DynamoDB raised
     (nothing further is marked), or ``Busy`` when another delivery is
-    handling some of these events right now.
+    handling some of these events right now. ``scope`` prefixes every mark
+    and claim: a delivery under another scope is another once (a replay of
+    what a sink refused, ``handlers.replay``).
     """
     unique = {r["eventId"]: r for r in reversed(records)}  # the first copy of each event wins
     fresh = [r for r in records if unique.get(r["eventId"]) is r]
     table = _table()
-    known = dynamo.batch_get(table, PROCESSED_EVENTS.hash_key, [event_key(r["eventId"]) for r in fresh])
-    fresh = [r for r in fresh if event_key(r["eventId"]) not in known]
+    known = dynamo.batch_get(table, PROCESSED_EVENTS.hash_key, [event_key(r["eventId"], scope) for r in fresh])
+    fresh = [r for r in fresh if event_key(r["eventId"], scope) not in known]
     report = Report(fresh=fresh, duplicates=len(records) - len(fresh))
     if not fresh:
         return report
@@ -168,13 +170,13 @@ def deliver(records: list[dict], sinks: list[Sink], keep: Keep) -> Report:
     busy: set[str] = set()
     for sink in sinks:
         if not sink.idempotent:
-            held, rejected = _deliver_once(sink, fresh, table, keep)
+            held, rejected = _deliver_once(sink, fresh, table, keep, scope)
             busy |= held
             kept += rejected.values()
             report.refused |= set(rejected)
 
     clock = now()
-    finished = [{"id": event_key(r["eventId"]), "state": DONE, "expiresAt": int(clock) + REMEMBER_SECONDS}
+    finished = [{"id": event_key(r["eventId"], scope), "state": DONE, "expiresAt": int(clock) + REMEMBER_SECONDS}
                 for r in fresh if r["eventId"] not in busy]
     dynamo.put_all(table, finished, PROCESSED_EVENTS.hash_key)  # 100 marks a call (BatchWriteItem: 25)
     if busy:
@@ -228,14 +230,15 @@ def _rejects(sink: Sink, records: list[dict], reasons: Mapping[str, str],
     return rows
 
 
-def _deliver_once(sink: Sink, records: list[dict], table: str, keep: Keep) -> tuple[set[str], dict[str, dict]]:
+def _deliver_once(sink: Sink, records: list[dict], table: str, keep: Keep,
+                  scope: str) -> tuple[set[str], dict[str, dict]]:
     """Give ``sink`` the records this delivery can claim.
 
     Returns the eventIds another delivery holds, and the rejects of the
     records the sink refused for good (kept before their claims are settled).
     """
     owner, clock = uuid.uuid4().hex, now()
-    by_key = {claim_key(sink.name, r["eventId"]): r for r in records}
+    by_key = {claim_key(sink.name, r["eventId"], scope): r for r in records}
     claims = [{"id": key, "state": CLAIMED, "owner": owner, "claimedAt": int(clock),
                "expiresAt": int(clock) + REMEMBER_SECONDS} for key in by_key]
     refused = dynamo.put_unless(
@@ -261,14 +264,14 @@ def _deliver_once(sink: Sink, records: list[dict], table: str, keep: Keep) -> tu
         except Exception as exc:  # the refused records are offered again (and refused again) next time
             failure, rejected = failure or exc, {}
     done = written | set(rejected)
-    _settle(sink, [r for r in ours if r["eventId"] in done], DONE, clock)
-    _settle(sink, [r for r in ours if r["eventId"] not in done], RELEASED, clock)
+    _settle(sink, [r for r in ours if r["eventId"] in done], DONE, clock, scope)
+    _settle(sink, [r for r in ours if r["eventId"] not in done], RELEASED, clock, scope)
     if failure:
         raise failure
     return busy, rejected
 
 
-def _settle(sink: Sink, records: list[dict], state: str, clock: float) -> None:
+def _settle(sink: Sink, records: list[dict], state: str, clock: float, scope: str) -> None:
     """Record the outcome of ``sink``'s write on its claims, trying hard (inside the time budget).
 
     This write decides whether a retry hands the sink these records again, so
@@ -276,7 +279,7 @@ def _settle(sink: Sink, records: list[dict], state: str, clock: float) -> None:
     write, the claims look held until the lease ends and are then delivered
     again (logged as a possible duplicate).
     """
-    items = [{"id": claim_key(sink.name, r["eventId"]), "state": state,
+    items = [{"id": claim_key(sink.name, r["eventId"], scope), "state": state,
               "expiresAt": int(clock) + REMEMBER_SECONDS} for r in records]
     if not items:
         return

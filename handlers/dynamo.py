@@ -195,6 +195,17 @@ def batch_put(table: Table, items: Iterable[dict], *, dynamodb=None) -> int:
     return len(storable)
 
 
+def batch_delete(table: Table, keys: Iterable[str], *, dynamodb=None) -> None:
+    """Delete the items of ``table`` (named by its ``TABLE_<NAME>``) whose string hash key is in ``keys``."""
+    dynamodb = dynamodb or client()
+    name = os.environ[table.env_var]
+    for chunk in _chunks(list(dict.fromkeys(keys)), WRITE_CHUNK):
+        request = {name: [{"DeleteRequest": {"Key": {table.hash_key: {"S": key}}}} for key in chunk]}
+        for _response in _until_processed(dynamodb.batch_write_item, request, "UnprocessedItems",
+                                          f"BatchWriteItem on {name}: deletes"):
+            pass
+
+
 TRANSACT_CHUNK = 100
 
 

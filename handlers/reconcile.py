@@ -12,8 +12,9 @@ A reject is the row the ``rejects`` table stores (``reject``, written by
 ``keep_rejects``): ``eventId`` (``sha256:<hex>`` of the raw JSON, prefixed
 ``<sink>:`` when a sink refused the record), ``reason`` (logged: names the
 field or limit, never the value), ``raw`` (cut at ``MAX_REJECT_CHARS``),
-``rawLength``, ``sink`` and ``detail`` (what failed, in its own words; None
-when absent). ``handlers.delivery`` makes the rows of records a sink refused
+``rawLength``, ``sink``, ``detail`` (what failed, in its own words; None
+when absent), ``rejectedAt`` (Unix time) and ``version`` (new each time the
+row is written). ``handlers.delivery`` makes the rows of records a sink refused
 here too.
 
 A record is a dict with these keys (sinks may store any of them):
@@ -37,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -236,6 +239,8 @@ def reject(event, reason: str, detail: str | None = None, sink: str | None = Non
         "rawLength": len(raw),
         "sink": sink,
         "detail": (detail or "")[:MAX_NOTE_CHARS] or None,
+        "rejectedAt": int(time.time()),
+        "version": uuid.uuid4().hex,  # new each time the row is written (``handlers.replay``'s marks)
     }
 
 

@@ -151,7 +151,8 @@ PROCESSED_EVENTS = Table(
 REJECTS = Table(
     name="rejects",
     hash_key="eventId",
-    access={WEBHOOK: ("dynamodb:BatchWriteItem",)},
+    # BatchGetItem: the rows a replay names (``handlers.replay``); BatchWriteItem: new rows, and deletes.
+    access={WEBHOOK: ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")},
 )
 
 CORE_TABLES = (MAIL_SENDER, SENT_LOG, PROCESSED_EVENTS, REJECTS)

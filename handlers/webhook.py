@@ -104,6 +104,11 @@ def loggable(types: Counter) -> dict[str, int]:
 
 
 def lambda_handler(event, context):
+    if "replay" in event:  # invoked directly by the operator (handlers.replay), not through API Gateway
+        from handlers import replay  # only then: not on a cold start's path
+
+        with retry.budget(budget_seconds(context)):
+            return replay.replay(event, enabled_plugins())
     return handle(event, context=context)
 
 
