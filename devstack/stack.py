@@ -40,6 +40,7 @@ from devstack.apply import Applier, ApplyError
 from devstack.aws import LocalAWS
 from devstack.eventwebhook import EventPoster, WebhookKey
 from devstack.front import ApiFront
+from devstack.invoke import LambdaApi
 from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
 from devstack.sendgrid import SendGridStandIn
@@ -165,6 +166,8 @@ class Stack:
         self.functions = self._functions()
         by_lambda_name = {f.lambda_name: f for f in self.functions.values()}
         self.front.serve(applied.routes(self.aws), by_lambda_name)
+        self.lambda_api = self._started(LambdaApi(self.aws.endpoint_url))
+        self.lambda_api.serve(by_lambda_name)
         [mapping] = applied.stream_mappings(self.aws)
         sender = by_lambda_name[mapping.function]
         on_failure = None
@@ -241,7 +244,7 @@ class Stack:
             "plugins": list(self.plugins.names),
             "aws_endpoint_url": self.aws.endpoint_url,
             "region": self.aws.region,
-            "aws_env": self.aws.env(),
+            "aws_env": {**self.aws.env(), "AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.base_url},
             "tables": dict(self.outputs["tableNames"]),
             "streams": {MAIL_SENDER.name: mapping.stream_arn},
             "queues": {"sender_failures": self.outputs["dlqUrl"], "messages": self.messages_queue},

@@ -157,6 +157,7 @@ class Pipeline(pulumi.ComponentResource):
         self.outputs = {
             **{f"{route}Url": url for route, url in api.urls.items()},
             "tableNames": {logical: table.name for logical, table in storage.tables.items()},
+            "functionNames": {fn: f.function.name for fn, f in made.items()},
             "dlqUrl": trigger.queue.url,
             "apiKeyParameter": api_key.name,
             "alarmTopicArn": operations.topic.arn,

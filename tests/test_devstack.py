@@ -18,6 +18,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from devstack import demo
 from devstack.eventwebhook import WebhookKey, batch_body
@@ -222,6 +223,26 @@ def test_a_plugins_infrastructure_is_applied_from_the_program(local_stack):
     attributes = stack.aws.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")  # encrypted with the stack's key
     assert "SNS_TOPIC_ARN" not in stack.state["env"]["sender"]
+
+
+def test_the_lambda_api_invokes_the_local_functions_and_leaves_the_rest_to_moto(local_stack):
+    stack = local_stack()
+    admin = stack.state["aws_env"]
+    lam = boto3.client("lambda", endpoint_url=admin["AWS_ENDPOINT_URL_LAMBDA"], region_name=stack.state["region"],
+                       aws_access_key_id=admin["AWS_ACCESS_KEY_ID"], aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"])
+    webhook = stack.state["outputs"]["functionNames"]["webhook"]
+    assert lam.get_function_configuration(FunctionName=webhook)["Handler"] == "handlers.webhook.lambda_handler"
+    answer = lam.invoke(FunctionName=webhook, Payload=json.dumps({"replay": {"rejects": ["sha256:none"]}}))
+    assert json.loads(answer["Payload"].read()) == {"outcomes": {"sha256:none": "missing"},
+                                                    "counts": {"missing": 1}}
+    failed = lam.invoke(FunctionName=webhook, Payload=json.dumps({"replay": {"rejects": "all"}}))
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName="no-such-function", Payload=b"{}")
+    with pytest.raises(ClientError, match="security token included in the request is invalid"):
+        boto3.client("lambda", endpoint_url=admin["AWS_ENDPOINT_URL_LAMBDA"], region_name=stack.state["region"],
+                     aws_access_key_id="any", aws_secret_access_key="any").list_functions()
 
 
 def test_the_state_file_is_a_new_file_of_its_own_whatever_was_there(tmp_path):
