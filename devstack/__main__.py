@@ -18,7 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.stack import DEFAULT_STATE, Options, Stack, read_state
+from devstack.stack import Options, Stack
+from devstack.state import DEFAULT_STATE, read_state
 from handlers.manager import PluginError
 
 

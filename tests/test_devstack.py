@@ -225,7 +225,7 @@ def test_a_plugins_infrastructure_is_applied_from_the_program(local_stack):
 
 
 def test_the_state_file_is_a_new_file_of_its_own_whatever_was_there(tmp_path):
-    from devstack.stack import write_state
+    from devstack.state import write_state
 
     target = tmp_path / "elsewhere.json"
     target.write_text("not yours")
