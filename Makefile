@@ -3,15 +3,18 @@
 PYTHON ?= python3
 VENV := .venv
 STACK ?= dev
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-lambda.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-lambda.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test bench venv preview
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt
+# The pinned requirements, then the operator's command line .venv/bin/sendgrid-events (pyproject.toml,
+# an editable install: no download, setuptools is pinned in requirements-dev.txt).
+$(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -19,7 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.stack import DEFAULT_STATE, Options, Stack, read_state, state_client
+from devstack.stack import Options, Stack
+from devstack.state import DEFAULT_STATE, read_state, state_client
 from handlers.manager import PluginError
 
 

@@ -44,6 +44,7 @@ from devstack.invoke import LambdaApi
 from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
 from devstack.sendgrid import SendGridStandIn
+from devstack.state import DEFAULT_STATE, remove_state, write_state
 from devstack.webhooks import WebhookAccount
 from handlers import dynamo, env, manager
 from handlers.tables import MAIL_SENDER
@@ -52,7 +53,6 @@ from infra.config import NAMESPACE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE = Path(".devstack/state.json")
 FINAL_STATUSES = ("sent", "rejected", "failed")
 STACK_NAME = "local"
 PREFIX = f"{offline.PROJECT}-{STACK_NAME}-"  # the program names each function's resource <project>-<stack>-<function>
@@ -316,45 +316,6 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0, inte
         if time.monotonic() > deadline:
             raise TimeoutError(f"devstack: gave up after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
-
-
-def write_state(path: Path, state: dict) -> None:
-    """Write the state file atomically, readable by its owner only (it holds a private key)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A new file of our own (O_EXCL, mode 0600): never a leftover or a symlink someone put there.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(state, out, indent=2)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def read_state(path: Path = DEFAULT_STATE) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SystemExit(f"devstack: no state file at {path}; is `python -m devstack up` running?") from None
-
-
-def state_client(state: dict, service: str):
-    """A boto3 client for a running stack (its state file's endpoint), as its administrator."""
-    import boto3
-
-    aws = state["aws_env"]
-    return boto3.session.Session(aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-                                 aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
-                                 region_name=state["region"]).client(service, endpoint_url=state["aws_endpoint_url"])
-
-
-def remove_state(path: Path, pid: int) -> None:
-    """Remove the state file if it is still this process's."""
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        if json.loads(path.read_text()).get("pid") == pid:
-            path.unlink()
 
 
 @contextlib.contextmanager

@@ -65,7 +65,7 @@ def by_mail_id(mail_ids: Iterable[str]) -> dict[str, list[dict]]:
 
 def sent_to(rows: list[dict], email: str) -> dict | None:
     """Of one mail id's rows, the one that went to ``email`` (or else the first; None when none)."""
-    return next((row for row in rows if _recipient(row, email)), rows[0] if rows else None)
+    return next((row for row in rows if recipient(row, email)), rows[0] if rows else None)
 
 
 def fields(row: Mapping | None, email: str) -> dict:
@@ -73,13 +73,13 @@ def fields(row: Mapping | None, email: str) -> dict:
     if not row:
         return {"fromEmail": None, "fromName": None, "toEmail": None, "toName": None,
                 "subject": None, "mailId": None}
-    sender = _address(row.get("from"))
-    recipient = _recipient(row, email) or {}
+    sender = address(row.get("from"))
+    sent_to = recipient(row, email) or {}
     return {
         "fromEmail": sender.get("email"),
         "fromName": sender.get("name"),
-        "toEmail": recipient.get("email", email),
-        "toName": recipient.get("name"),
+        "toEmail": sent_to.get("email", email),
+        "toName": sent_to.get("name"),
         "subject": row.get("subject"),
         "mailId": row.get("mailId"),
     }
@@ -95,7 +95,8 @@ def _json_value(value):
     return value
 
 
-def _address(value) -> dict:
+def address(value) -> dict:
+    """A row's ``from`` or recipient entry as ``{"email", "name"}`` (a JSON string, a dict or a bare address)."""
     value = _json_value(value)
     if isinstance(value, dict):
         return value
@@ -104,12 +105,12 @@ def _address(value) -> dict:
     return {}
 
 
-def _recipient(row: Mapping, email: str) -> dict | None:
-    """The to/cc/bcc entry of ``row`` for ``email`` (case-insensitive)."""
+def recipient(row: Mapping, email: str) -> dict | None:
+    """The to/cc/bcc entry of ``row`` for ``email`` (case-insensitive), None when the mail did not go there."""
     email = email.lower()
     for name in RECIPIENT_FIELDS:
         for entry in _json_value(row.get(name)) or []:
-            entry = _address(entry)
+            entry = address(entry)
             if str(entry.get("email", "")).lower() == email:
                 return entry
     return None

@@ -46,20 +46,22 @@ def why(item: dict) -> str | None:
     return None
 
 
-def rows_for(address: str) -> list[dict]:
+def rows_for(address: str, *, table: str | None = None, dynamodb=None) -> list[dict]:
     """The bounce-table rows of ``address`` (any case); none for an address too long to be an index key
-    (the webhook never stores such a row: it is a reject there)."""
+    (the webhook never stores such a row: it is a reject there). ``table``, ``dynamodb``: another
+    stack's table and client (the operator's command line), not the function's."""
     if len(address.lower().encode("utf-8")) > MAX_HASH_KEY_BYTES:
         return []
+    dynamodb = dynamodb or dynamo.client()
     request = {
-        "TableName": os.environ[BOUNCE.env_var],
+        "TableName": table or os.environ[BOUNCE.env_var],
         "IndexName": ADDRESS_INDEX.name,
         "KeyConditionExpression": "address = :a",
         "ExpressionAttributeValues": {":a": {"S": address.lower()}},
     }
     found = []
     while True:
-        response = dynamo.client().query(**request)
+        response = dynamodb.query(**request)
         found += [dynamo.deserialize(i) for i in response["Items"]]
         if "LastEvaluatedKey" not in response:
             return found
@@ -68,7 +70,12 @@ def rows_for(address: str) -> list[dict]:
 
 def suppression(address: str) -> str | None:
     """The reason to suppress ``address`` (its latest suppressing row), or None."""
-    reasons = [(r.get("timestamp") or 0, why(r)) for r in rows_for(address)]
+    return latest_reason(rows_for(address))
+
+
+def latest_reason(rows: list[dict]) -> str | None:
+    """Of one address's bounce-table rows, the reason of the latest that suppresses it (with its day), or None."""
+    reasons = [(r.get("timestamp") or 0, why(r)) for r in rows]
     reasons = [r for r in reasons if r[1]]
     if not reasons:
         return None

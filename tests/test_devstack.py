@@ -246,7 +246,7 @@ def test_the_lambda_api_invokes_the_local_functions_and_leaves_the_rest_to_moto(
 
 
 def test_the_state_file_is_a_new_file_of_its_own_whatever_was_there(tmp_path):
-    from devstack.stack import write_state
+    from devstack.state import write_state
 
     target = tmp_path / "elsewhere.json"
     target.write_text("not yours")

@@ -1,0 +1,54 @@
+"""The local stack's state file: where it is, written, read back and removed.
+
+Pulumi-free, so the operator's command line (``cli.target``) finds the local
+stack without loading the program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_STATE = Path(".devstack/state.json")
+
+
+def write_state(path: Path, state: dict) -> None:
+    """Write the state file atomically, readable by its owner only (it holds a private key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A new file of our own (O_EXCL, mode 0600): never a leftover or a symlink someone put there.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(state, out, indent=2)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_state(path: Path = DEFAULT_STATE) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"devstack: no state file at {path}; is `python -m devstack up` running?") from None
+
+
+def state_client(state: dict, service: str):
+    """A boto3 client for a running stack (its state file's endpoint), as its administrator."""
+    import boto3
+
+    aws = state["aws_env"]
+    return boto3.session.Session(aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+                                 aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+                                 region_name=state["region"]).client(service, endpoint_url=state["aws_endpoint_url"])
+
+
+def remove_state(path: Path, pid: int) -> None:
+    """Remove the state file if it is still this process's."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()
