@@ -21,7 +21,7 @@ from cli.errors import FAILED, TRANSIENT, USAGE, CliError
 from cli.output import Output
 
 PROG = "sendgrid-events"
-COMMANDS: tuple[str, ...] = ()  # modules of cli, each a command (or a group of them)
+COMMANDS: tuple[str, ...] = ("replay", "redrive")  # modules of cli, each a command (or a group of them)
 THROTTLING = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
                         "Throttling", "TooManyRequestsException", "ServiceUnavailable", "InternalServerError"})
 

@@ -74,8 +74,9 @@ class Target:
             region_name=self.aws_env.get("AWS_DEFAULT_REGION") or self.aws_env.get("AWS_REGION"))
 
     def client(self, service: str):
-        """A boto3 client of ``service`` on this stack (the local endpoint when local)."""
-        endpoint = self.aws_env.get("AWS_ENDPOINT_URL")
+        """A boto3 client of ``service`` on this stack (the local endpoint when local: the service's own,
+        ``AWS_ENDPOINT_URL_<SERVICE>``, when the state names one, as boto3 does)."""
+        endpoint = self.aws_env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or self.aws_env.get("AWS_ENDPOINT_URL")
         return self.session.client(service, **({"endpoint_url": endpoint} if endpoint else {}))
 
     def sendgrid(self) -> tuple[str, str]:

@@ -108,6 +108,7 @@ class StreamPoller:
         self.discarded: list[dict] = []
         self._buffer: list[dict] = []
         self._iterators: dict[str, str] = {}
+        self._shard_of: dict[str, str] = {}  # sequence number -> shard (for the on-failure message)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -143,6 +144,7 @@ class StreamPoller:
             for record in answer["Records"]:
                 record = lambda_record(record, self.mapping.stream_arn, self.region)
                 if not self.mapping.filters or any(matches(p, record) for p in self.mapping.filters):
+                    self._shard_of[record["dynamodb"]["SequenceNumber"]] = shard
                     self._buffer.append(record)
                 else:
                     self.filtered += 1
@@ -165,6 +167,8 @@ class StreamPoller:
                 position, errored = 0, True
             done = len(batch) if position is None else position
             self.delivered += done
+            for record in self._buffer[:done]:
+                self._shard_of.pop(record["dynamodb"]["SequenceNumber"], None)
             del self._buffer[:done]
             split -= done
             if split <= 0:  # past the bisected batch: full batches again
@@ -200,7 +204,10 @@ class StreamPoller:
         return bool(count)
 
     def _discard(self, records: list[dict], attempts: int, condition: str) -> None:
-        info = on_failure_message(records, self.mapping.stream_arn, self.function.name, attempts, condition)
+        shard = self._shard_of.get(records[0]["dynamodb"]["SequenceNumber"])
+        for record in records:
+            self._shard_of.pop(record["dynamodb"]["SequenceNumber"], None)
+        info = on_failure_message(records, self.mapping.stream_arn, self.function.name, attempts, condition, shard)
         log.warning("%s: %d record(s) sent to the on-failure destination (%s)",
                     self.function.name, len(records), condition)
         self.discarded.append(info)
@@ -209,7 +216,7 @@ class StreamPoller:
 
 
 def on_failure_message(records: list[dict], stream_arn: str, function: str, attempts: int,
-                       condition: str = "RetryAttemptsExhausted") -> dict:
+                       condition: str = "RetryAttemptsExhausted", shard: str | None = None) -> dict:
     """What Lambda sends to an on-failure destination for a stream batch it gave up on."""
     def arrival(record):
         stamp = record["dynamodb"].get("ApproximateCreationDateTime") or 0
@@ -222,6 +229,7 @@ def on_failure_message(records: list[dict], stream_arn: str, function: str, atte
         "version": "1.0",
         "timestamp": datetime.now(timezone.utc).isoformat(),
         "DDBStreamBatchInfo": {
+            "shardId": shard,
             "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
             "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
             "approximateArrivalOfFirstRecord": arrival(records[0]),

@@ -40,6 +40,8 @@ CLAIM = {"claimedAt": _TIMESTAMP, "attempts": 999_999}
 LARGEST_OUTCOME = {"status": "rejected", **CLAIM, "messageId": "x" * MAX_MESSAGE_ID_BYTES,
                    "sentAt": _TIMESTAMP, "error": "x" * redact.MAX_ERROR_BYTES}
 OUTCOME_ROOM = item_size(dynamo.serialize(LARGEST_OUTCOME))
+# Every attribute the sender writes on an item (what a copy of the item made to send it again leaves out).
+WRITTEN_ATTRIBUTES = (*LARGEST_OUTCOME, "suppressed")
 
 
 class Done(Exception):
