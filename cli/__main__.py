@@ -5,9 +5,11 @@ its parser(s) and sets ``func=run``, where ``run(target, args) -> int``
 (``target``: a ``cli.target.Target``; ``args.out``: the ``cli.output.Output``).
 Every command (each leaf of nested subcommands too) gets the global options:
 ``--json`` and the target's (``--local [STATE]``, ``--stack NAME``,
-``--outputs FILE``). ``error_of`` is the one place that turns exceptions into
-one line on stderr and an exit code (``cli.errors``); anything else is a bug
-and keeps its traceback.
+``--outputs FILE``): a command's own options use other ``dest`` names (not
+``out`` either, the Output: ``--out FILE`` takes ``dest="out_path"``).
+``error_of`` is the one place that turns exceptions into one line on stderr
+and an exit code (``cli.errors``); anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from cli.errors import FAILED, TRANSIENT, USAGE, CliError
 from cli.output import Output
 
 PROG = "sendgrid-events"
-COMMANDS: tuple[str, ...] = ("replay", "redrive")  # modules of cli, each a command (or a group of them)
+COMMANDS = ("story", "bounces", "report", "replay", "redrive")  # modules of cli, each a command (or a group of them)
 THROTTLING = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
                         "Throttling", "TooManyRequestsException", "ServiceUnavailable", "InternalServerError"})
 

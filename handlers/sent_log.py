@@ -105,12 +105,12 @@ def address(value) -> dict:
     return {}
 
 
+def recipients(row: Mapping) -> list[dict]:
+    """Every to, cc and bcc entry of ``row``, as ``{"email", "name"}``."""
+    return [address(entry) for name in RECIPIENT_FIELDS for entry in _json_value(row.get(name)) or []]
+
+
 def recipient(row: Mapping, email: str) -> dict | None:
     """The to/cc/bcc entry of ``row`` for ``email`` (case-insensitive), None when the mail did not go there."""
     email = email.lower()
-    for name in RECIPIENT_FIELDS:
-        for entry in _json_value(row.get(name)) or []:
-            entry = address(entry)
-            if str(entry.get("email", "")).lower() == email:
-                return entry
-    return None
+    return next((entry for entry in recipients(row) if str(entry.get("email", "")).lower() == email), None)

@@ -73,14 +73,18 @@ def suppression(address: str) -> str | None:
     return latest_reason(rows_for(address))
 
 
+def latest_suppressing(rows: list[dict]) -> dict | None:
+    """Of one address's bounce-table rows, the latest that suppresses it, or None."""
+    return max((r for r in rows if why(r)), key=lambda r: r.get("timestamp") or 0, default=None)
+
+
 def latest_reason(rows: list[dict]) -> str | None:
     """Of one address's bounce-table rows, the reason of the latest that suppresses it (with its day), or None."""
-    reasons = [(r.get("timestamp") or 0, why(r)) for r in rows]
-    reasons = [r for r in reasons if r[1]]
-    if not reasons:
+    row = latest_suppressing(rows)
+    if row is None:
         return None
-    at, reason = max(reasons)
-    return f"{reason} ({datetime.fromtimestamp(at, timezone.utc):%Y-%m-%d})" if at else reason
+    at = row.get("timestamp")
+    return f"{why(row)} ({datetime.fromtimestamp(at, timezone.utc):%Y-%m-%d})" if at else why(row)
 
 
 @hookimpl
