@@ -23,7 +23,7 @@ from cli.errors import FAILED, TRANSIENT, USAGE, CliError
 from cli.output import Output
 
 PROG = "sendgrid-events"
-COMMANDS = ("story", "bounces", "report", "replay", "redrive")  # modules of cli, each a command (or a group of them)
+COMMANDS = ("story", "bounces", "report", "backfill", "replay", "redrive")  # modules of cli, each a command (or a group of them)
 THROTTLING = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
                         "Throttling", "TooManyRequestsException", "ServiceUnavailable", "InternalServerError"})
 

@@ -22,7 +22,7 @@ def since(text: str, now: float | None = None) -> int:
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"--since {text!r}: not an age (7d, 24h, 90m, 2w) nor a date (2026-11-01)") from None
+        raise UsageError(f"{text!r} is not an age (7d, 24h, 90m, 2w) nor a date (2026-11-01)") from None
     return int((at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp())
 
 
@@ -33,7 +33,7 @@ def argument(text: str) -> int:
     try:
         return since(text)
     except UsageError as error:
-        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def iso(timestamp: float | None) -> str | None:

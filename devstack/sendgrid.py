@@ -8,7 +8,9 @@ policies, Inbound Parse settings) are answered by the account's
 does (401 / 400 with SendGrid-style ``errors``), answers 202 with an
 ``X-Message-Id`` and remembers what it accepted. ``events_for`` says which
 Event Webhook events SendGrid would later report for an accepted mail,
-by recipient domain (see ``OUTCOMES``).
+by recipient domain (see ``OUTCOMES``); those events also put addresses on
+the suppression lists (``devstack.suppressions``), which
+``GET /v3/suppression/<list>`` reads, with the same API key check.
 
 Tests can script the next answers (``script``): a status, headers, a delay;
 that is how 429s, 5xx and hanging servers are produced.
@@ -41,6 +43,7 @@ OUTCOMES = {
                        "response": "451 4.3.0 Mailbox temporarily unavailable"}],
 }
 DELIVERED = [{"event": "delivered", "response": "250 2.0.0 OK"}]
+OUTCOMES["spam.test"] = [*DELIVERED, {"event": "spamreport"}]
 
 
 @dataclass
@@ -161,6 +164,9 @@ class SendGridStandIn(LoopbackServer):
         self.latency = 0.0  # seconds every answer takes (scripted delays come on top)
         self.script: deque[Scripted] = deque()
         self._lock = threading.Lock()
+        from devstack.suppressions import SuppressionLists  # it reads this module's events
+
+        self.suppressions = SuppressionLists()
 
     thread_name = "sendgrid-standin"
 
@@ -193,12 +199,15 @@ class SendGridStandIn(LoopbackServer):
                 return self._answer(http, scripted.status, scripted.body or {"errors": [
                     {"message": f"scripted {scripted.status}", "field": None, "help": None}]}, scripted.headers)
         settings = self.webhooks is not None and http.path.startswith("/v3/user/webhooks/")
-        if http.path.rstrip("/") != "/v3/mail/send" and not settings:
+        suppressions = http.path.startswith("/v3/suppression/")
+        if http.path.rstrip("/") != "/v3/mail/send" and not settings and not suppressions:
             return self._answer(http, 404, {"errors": [{"message": "Not Found", "field": None, "help": None}]})
         if http.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._answer(http, 401, {"errors": [
                 {"message": "The provided authorization grant is invalid, expired, or revoked",
                  "field": None, "help": None}]})
+        if suppressions:
+            return self._answer(http, *self.suppressions.handle(http.command, http.path))
         if settings:
             try:
                 body = json.loads(raw) if raw.strip() else {}
@@ -217,5 +226,6 @@ class SendGridStandIn(LoopbackServer):
         with self._lock:
             self.accepted.append(accepted)
         self._answer(http, 202, None, {"X-Message-Id": accepted.message_id})
+        self.suppressions.record(accepted)
         if self.on_accept:
             self.on_accept(accepted)
