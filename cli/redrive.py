@@ -1,4 +1,4 @@
-"""``redrive``: what the sender's on-failure queue holds, mapped back to mail sender items.
+"""``redrive``: what the sender's on-failure queue holds, mapped back to mail sender items; ``--ingest``.
 
 Lambda puts a message on the sender's on-failure queue (``dlqUrl``) for each
 stream batch it gave up on (retries exhausted, records too old). The message
@@ -16,6 +16,14 @@ A message is deleted once none of its items needs anything (sent, rejected,
 gone, or resent). An item still ``sending`` is never resent: the send may
 have reached SendGrid (Mail Send has no idempotency key), so it is listed and
 its message kept; check SendGrid's activity for it first.
+
+``redrive --ingest`` (``ingest: queue``): the webhook posts that kept failing
+and wait in the ingest dead-letter queue (``ingestDlqUrl``): when each was
+received, how many events and bytes it holds. ``--resend`` puts each back on
+the ingest queue exactly as it was (body, signature headers, receive time:
+the signature's age is still checked against the receive time) and removes
+it from the dead-letter queue; the webhook function processes it again,
+exactly once (its marks skip what was stored before).
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ import uuid
 
 from cli.errors import UsageError
 from cli.output import table
-from cli.target import SENDER_FAILURES
+from cli import periods
+from cli.target import INGEST, INGEST_DLQ, SENDER_FAILURES
 from handlers import dynamo
 from handlers.sender_item import WRITTEN_ATTRIBUTES
 from handlers.tables import MAIL_SENDER
@@ -39,7 +48,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("redrive", help="the sender's on-failure queue, mapped back to items; --resend",
                                    description=__doc__.split("\n\n")[1])
     parser.add_argument("--resend", action="store_true",
-                        help="insert a copy of each item not sent, under a new id, and delete the handled messages")
+                        help="insert a copy of each item not sent, under a new id, and delete the handled messages "
+                             "(with --ingest: put each post back on the ingest queue)")
+    parser.add_argument("--ingest", action="store_true",
+                        help="the ingest dead-letter queue (webhook posts that kept failing) instead")
     parser.set_defaults(func=run)
 
 
@@ -73,11 +85,11 @@ def stream_inserts(streams, batch: dict) -> list[dict] | None:
 
 
 def queued(sqs, queue_url: str, out) -> list[dict]:
-    """Every message on the queue (hidden from other readers while this command runs)."""
+    """Every message on the queue, with its attributes (hidden from other readers while this command runs)."""
     messages = []
-    with out.progress("reading the on-failure queue") as advance:
+    with out.progress("reading the queue") as advance:
         while True:
-            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
                                          VisibilityTimeout=READ_VISIBILITY_SECONDS, AttributeNames=["SentTimestamp"])
             if not answer.get("Messages"):
                 return messages
@@ -113,10 +125,58 @@ def action_for(item: dict | None) -> str:
     return "in flight: check SendGrid before resending" if status == "sending" else "nothing"
 
 
+def queue_of(target, name: str, what: str) -> str:
+    url = target.queues.get(name)
+    if not url:
+        raise UsageError(f"stack {target.name!r} names no {what}")
+    return url
+
+
 def run(target, args) -> int:
-    queue_url = target.queues.get(SENDER_FAILURES)
-    if not queue_url:
-        raise UsageError(f"stack {target.name!r} names no on-failure queue (its dlqUrl output)")
+    return (run_ingest if args.ingest else run_sender)(target, args)
+
+
+def move_back(sqs, message: dict, queue_url: str) -> None:
+    """Put a dead-letter queue's ``message`` back on ``queue_url`` as it was (body and attributes)."""
+    sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"],
+                     MessageAttributes=message.get("MessageAttributes") or {})
+
+
+def run_ingest(target, args) -> int:
+    from handlers import ingest
+
+    dlq = queue_of(target, INGEST_DLQ, "ingest dead-letter queue (ingestDlqUrl: the stack runs ingest: direct?)")
+    queue = queue_of(target, INGEST, "ingest queue (ingestQueueUrl)")
+    sqs = target.client("sqs")
+    messages = queued(sqs, dlq, args.out)
+    posts, moved = [], []
+    for message in args.out.track(messages, "moving posts back" if args.resend else "reading posts", len(messages)):
+        attributes = message.get("MessageAttributes") or {}
+        received = (attributes.get(ingest.RECEIVED_AT) or {}).get("StringValue")
+        try:
+            events = len(json.loads(message["Body"]))
+        except (ValueError, TypeError):
+            events = None
+        if args.resend:
+            move_back(sqs, message, queue)
+            moved.append(message["ReceiptHandle"])
+        posts.append({"receivedAt": periods.iso(int(received) / 1000) if received else None, "events": events,
+                      "bytes": len(message["Body"].encode()), "signed": ingest.SIGNATURE in attributes,
+                      "movedBack": bool(args.resend)})
+    _finish(sqs, dlq, moved, [m["ReceiptHandle"] for m in messages if m["ReceiptHandle"] not in moved])
+
+    def render(console):
+        console.print(table(f"{len(posts)} post(s) in the ingest dead-letter queue"
+                            + (", moved back to the ingest queue" if args.resend else ""),
+                            ("received", "events", "bytes", "signed"),
+                            [(p["receivedAt"], p["events"], p["bytes"], p["signed"]) for p in posts]))
+
+    args.out.result({"posts": posts, "movedBack": len(moved)}, render)
+    return 0
+
+
+def run_sender(target, args) -> int:
+    queue_url = queue_of(target, SENDER_FAILURES, "on-failure queue (its dlqUrl output)")
     sqs, streams, dynamodb = target.client("sqs"), target.client("dynamodbstreams"), target.client("dynamodb")
     mail_table = target.table(MAIL_SENDER.name)
     messages = queued(sqs, queue_url, args.out)

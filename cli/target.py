@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli.errors import UsageError
-from devstack.state import DEFAULT_STATE
+from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS
 from handlers import env
 
-DLQ_OUTPUT = "dlqUrl"
 TABLES_OUTPUT = "tableNames"
-SENDER_FAILURES = "sender_failures"  # the on-failure queue, named as the local state file names it
+SENDER_FAILURES, INGEST, INGEST_DLQ = QUEUE_OUTPUTS
 
 
 @dataclass
@@ -131,7 +130,7 @@ def deployed(name: str, outputs: dict) -> Target:
     if not isinstance(outputs, dict) or not isinstance(outputs.get(TABLES_OUTPUT), dict):
         raise UsageError(f"stack {name!r}: its outputs have no {TABLES_OUTPUT!r} (is it a sendgrid-events stack, "
                          "deployed?)")
-    queues = {SENDER_FAILURES: outputs[DLQ_OUTPUT]} if outputs.get(DLQ_OUTPUT) else {}
+    queues = {name: outputs[output] for name, output in QUEUE_OUTPUTS.items() if outputs.get(output)}
     return Target(name=name, tables=dict(outputs[TABLES_OUTPUT]), queues=queues, outputs=outputs,
                   sendgrid_url=env.SENDGRID_API_HOST.get(), sendgrid_key=env.SENDGRID_API_KEY.get())
 

@@ -44,7 +44,7 @@ from devstack.invoke import LambdaApi
 from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
 from devstack.sendgrid import SendGridStandIn
-from devstack.state import DEFAULT_STATE, remove_state, write_state
+from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS, remove_state, write_state
 from devstack.webhooks import WebhookAccount
 from handlers import dynamo, env, manager
 from handlers.tables import MAIL_SENDER
@@ -238,7 +238,8 @@ class Stack:
         return folder
 
     def _state(self, mapping) -> dict:
-        urls = {k.removesuffix("Url"): v for k, v in self.outputs.items() if k.endswith("Url") and k != "dlqUrl"}
+        urls = {k.removesuffix("Url"): v for k, v in self.outputs.items()
+                if k.endswith("Url") and k not in QUEUE_OUTPUTS.values()}
         return {
             "pid": os.getpid(),
             "plugins": list(self.plugins.names),
@@ -247,7 +248,8 @@ class Stack:
             "aws_env": {**self.aws.env(), "AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.base_url},
             "tables": dict(self.outputs["tableNames"]),
             "streams": {MAIL_SENDER.name: mapping.stream_arn},
-            "queues": {"sender_failures": self.outputs["dlqUrl"], "messages": self.messages_queue},
+            "queues": {**{name: self.outputs[output] for name, output in QUEUE_OUTPUTS.items() if output in self.outputs},
+                       "messages": self.messages_queue},
             "topics": self.topics,
             "webhook_url": urls.pop("webhook"),
             "urls": urls,

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_STATE = Path(".devstack/state.json")
+# The stack's queues: the state file's name (``queues``) -> the stack output naming it (``pulumi stack output``).
+QUEUE_OUTPUTS = {"sender_failures": "dlqUrl", "ingest": "ingestQueueUrl", "ingest_dlq": "ingestDlqUrl"}
 
 
 def write_state(path: Path, state: dict) -> None:
