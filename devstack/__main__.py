@@ -41,6 +41,8 @@ def up(args) -> int:
               + f"  SendGrid API   {state['sendgrid_api_host']}\n"
               + "".join(f"  table {k:<{width}} {v}\n" for k, v in state["tables"].items())
               + f"  failure queue  {state['queues']['sender_failures']}\n"
+              + "".join(f"  {label:<15}{state['queues'][key]}\n" for key, label in
+                        (("ingest", "ingest queue"), ("ingest_dlq", "ingest DLQ")) if key in state["queues"])
               f"  state file     {args.state}\n"
               f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"). "
               "Ctrl-C stops.", flush=True)

@@ -13,8 +13,10 @@ SendGrid's console instead (a webhook, signing, its key into the config, the
 URL pasted in after the deploy). Then it runs the pipeline on what was
 applied (``devstack.applied``): each function in processes of its own with
 exactly the applied environment and the credentials of its role
-(``devstack.lambdas``), the front serving the applied routes, the poller
-following the applied event source mapping. Then it writes the state file
+(``devstack.lambdas``), the front serving the applied routes (a Lambda
+proxy, or with ``ingest: queue`` the SQS integration, as its role), the
+pollers following the applied event source mappings (the stream's, the
+ingest queue's). Then it writes the state file
 (``state``), which ``stop()`` removes.
 """
 
@@ -39,9 +41,10 @@ from devstack import applied
 from devstack.apply import Applier, ApplyError
 from devstack.aws import LocalAWS
 from devstack.eventwebhook import EventPoster, WebhookKey
-from devstack.front import ApiFront
+from devstack.front import ApiFront, Services
 from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
+from devstack.queue_poller import QueuePoller
 from devstack.sendgrid import SendGridStandIn
 from devstack.webhooks import WebhookAccount
 from handlers import dynamo, env, manager
@@ -75,6 +78,9 @@ class Options:
     """First wait before SendGrid posts a batch again (doubling, at most 5 s)."""
     poll_interval: float = 0.1
     """Seconds between reads of an idle stream."""
+    queue_retry_delay: float = 1.0
+    """Seconds a failed queued post stays hidden before it is received again (the queue's visibility
+    timeout, 174 s in AWS: compressed locally; whole seconds, at least 1)."""
     sender_max_retries: int = 3
     """The stack's ``streamMaximumRetryAttempts``: retries of a failing stream batch."""
     plugin_paths: tuple[Path, ...] = ()
@@ -163,7 +169,10 @@ class Stack:
 
         self.functions = self._functions()
         by_lambda_name = {f.lambda_name: f for f in self.functions.values()}
-        self.front.serve(applied.routes(self.aws), by_lambda_name)
+        routes = applied.routes(self.aws)
+        roles = {r.service.credentials for r in routes if r.service is not None}
+        self.front.serve(routes, by_lambda_name, Services(self.aws.endpoint_url, self.aws.region, {
+            role: applied.credentials_for(self.aws, role.rsplit("/", 1)[1], role) for role in roles}))
         [mapping] = applied.stream_mappings(self.aws)
         sender = by_lambda_name[mapping.function]
         on_failure = None
@@ -173,6 +182,10 @@ class Stack:
         self.poller = self._started(StreamPoller(
             self.aws.client("dynamodbstreams", sender.credentials), mapping, sender, region=self.aws.region,
             on_failure=on_failure, interval=opts.poll_interval))
+        self.queue_pollers = [self._started(QueuePoller(
+            self.aws.client("sqs", by_lambda_name[m.function].credentials), m, by_lambda_name[m.function],
+            region=self.aws.region, interval=opts.poll_interval, retry_delay=opts.queue_retry_delay))
+            for m in applied.queue_mappings(self.aws)]
         self._sendgrid_settings()
         self.state = self._state(mapping)
         if opts.state_path:
@@ -231,7 +244,9 @@ class Stack:
         return folder
 
     def _state(self, mapping) -> dict:
-        urls = {k.removesuffix("Url"): v for k, v in self.outputs.items() if k.endswith("Url") and k != "dlqUrl"}
+        queues = {"sender_failures": "dlqUrl", "ingest": "ingestQueueUrl", "ingest_dlq": "ingestDlqUrl"}
+        urls = {k.removesuffix("Url"): v for k, v in self.outputs.items()
+                if k.endswith("Url") and k not in queues.values()}
         return {
             "pid": os.getpid(),
             "plugins": list(self.plugins.names),
@@ -240,7 +255,7 @@ class Stack:
             "aws_env": self.aws.env(),
             "tables": dict(self.outputs["tableNames"]),
             "streams": {MAIL_SENDER.name: mapping.stream_arn},
-            "queues": {"sender_failures": self.outputs["dlqUrl"]},
+            "queues": {name: self.outputs[output] for name, output in queues.items() if output in self.outputs},
             "webhook_url": urls.pop("webhook"),
             "urls": urls,
             "outputs": self.outputs,
