@@ -43,7 +43,7 @@ def up(args) -> int:
               + f"  failure queue  {state['queues']['sender_failures']}\n"
               + "".join(f"  {label:<15}{state['queues'][key]}\n" for key, label in
                         (("ingest", "ingest queue"), ("ingest_dlq", "ingest DLQ")) if key in state["queues"])
-              f"  state file     {args.state}\n"
+              + f"  state file     {args.state}\n"
               f"Insert an item into {state['tables']['mail_sender']} (see README, \"The local stack\"). "
               "Ctrl-C stops.", flush=True)
         # A process signal may land on any thread; the handler runs in the main thread only

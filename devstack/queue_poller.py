@@ -79,6 +79,14 @@ class QueuePoller:
             if not busy:
                 self._stop.wait(self.interval)
 
+    def drained(self, sqs=None) -> bool:
+        """Whether the queue holds nothing, not even a message being processed (``sqs``: a client allowed
+        GetQueueAttributes, the poller's own by default)."""
+        attributes = (sqs or self.sqs).get_queue_attributes(
+            QueueUrl=self.mapping.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return not any(int(v) for v in attributes.values())
+
     def poll(self) -> bool:
         """One receive and, if it got messages, one invocation; whether it got any."""
         received = self.sqs.receive_message(

@@ -295,13 +295,18 @@ class Stack:
         return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
 
     def settled(self, item_id: str) -> dict | None:
-        """The item once its outcome is written and every webhook event of it was answered 2xx."""
+        """The item once its outcome is written, every webhook event of it was answered 2xx, and the ingest
+        queue (if any) is empty."""
         item = self.item(item_id)
         if not item or item.get("status") not in FINAL_STATUSES:
             return None
         if item["status"] == "sent" and not self.poster.settled(item["messageId"]):
             return None
-        return item
+        return item if self.drained() else None
+
+    def drained(self) -> bool:
+        """Whether every queued webhook post was processed (``ingest: queue``; always true when direct)."""
+        return all(p.drained() for p in self.queue_pollers)
 
     def wait_settled(self, *item_ids: str, timeout: float = 20.0) -> list[dict]:
         """``settled`` for each item, waiting at most ``timeout`` seconds in all."""
