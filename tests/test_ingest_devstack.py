@@ -161,3 +161,11 @@ def test_a_post_of_another_content_type_is_answered_415_as_api_gateway_does(loca
         urllib.request.urlopen(request, timeout=30)
     assert refused.value.code == 415
     assert queue_depth(stack, "ingest") == 0
+
+
+def test_a_queue_hidden_for_less_than_the_functions_timeout_is_refused_as_lambda_does(local_stack, monkeypatch):
+    from devstack.apply import ApplyError
+
+    monkeypatch.setattr(ingest, "VISIBILITY_FACTOR", 0)  # visible again at once, for a 29 s function
+    with pytest.raises(ApplyError, match="visibility timeout: 0 seconds is less than Function timeout: 29"):
+        local_stack()

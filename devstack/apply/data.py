@@ -80,7 +80,7 @@ def sqs_queue(aws: Applier, name: str, inputs: dict):
     attributes = {"MessageRetentionPeriod": str(inputs.get("messageRetentionSeconds", 345600))}
     fields = {"visibilityTimeoutSeconds": "VisibilityTimeout", "maxMessageSize": "MaximumMessageSize",
               "redrivePolicy": "RedrivePolicy"}
-    attributes.update({key: str(inputs[field]) for field, key in fields.items() if inputs.get(field)})
+    attributes.update({key: str(inputs[field]) for field, key in fields.items() if inputs.get(field) is not None})
     if inputs.get("kmsMasterKeyId"):
         attributes["KmsMasterKeyId"] = inputs["kmsMasterKeyId"]
     if inputs.get("sqsManagedSseEnabled"):
