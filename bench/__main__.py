@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from bench.common import Row
 
-FIGURES = ("webhook_batch", "signature", "sender", "cold_start", "package_size", "devstack_run")
+FIGURES = ("webhook_batch", "signature", "sender", "cold_start", "package_size", "devstack_run", "ingest")
 HEADER = ("figure", "case", "ratio", "project", "baseline", "note")
 
 

@@ -35,7 +35,7 @@ from cli.errors import UsageError
 from cli.output import table
 from cli import periods
 from cli.target import INGEST, INGEST_DLQ, SENDER_FAILURES
-from handlers import dynamo
+from handlers import dynamo, ingest
 from handlers.sender_item import WRITTEN_ATTRIBUTES
 from handlers.tables import MAIL_SENDER
 
@@ -143,8 +143,6 @@ def move_back(sqs, message: dict, queue_url: str) -> None:
 
 
 def run_ingest(target, args) -> int:
-    from handlers import ingest
-
     dlq = queue_of(target, INGEST_DLQ, "ingest dead-letter queue (ingestDlqUrl: the stack runs ingest: direct?)")
     queue = queue_of(target, INGEST, "ingest queue (ingestQueueUrl)")
     sqs = target.client("sqs")

@@ -6,7 +6,9 @@ source: a function's handler, timeout and environment are what Lambda holds
 statements of its role's policies (moto cannot let a user assume a role that
 trusts a service); the HTTP front's routes are the REST API's resources,
 methods, Lambda proxy integrations and invoke permissions; the poller follows
-the event source mapping.
+the event source mappings (a stream's, a queue's); an AWS service
+integration (the ingest queue's) is what API Gateway holds of it: its URI,
+role, templates and integration responses.
 
 moto matches resources by ARN only for S3 and SQS; for every other service it
 checks a call against ``*``. So, locally, statements on those services are
@@ -81,17 +83,49 @@ def credentials_for(aws: LocalAWS, function_name: str, role_arn: str) -> Credent
 
 
 @dataclass(frozen=True)
+class ServiceIntegration:
+    """An AWS service integration (type ``AWS``), as API Gateway holds it."""
+
+    uri: str
+    """``arn:aws:apigateway:<region>:<service>:path/<path>`` (``action/`` URIs are not served locally)."""
+    credentials: str
+    """The role API Gateway calls the service with."""
+    request_templates: dict[str, str]
+    """Content type -> template."""
+    passthrough: str
+    request_headers: dict[str, str]
+    """Static headers of the integration request (``integration.request.header.X: 'value'``)."""
+    responses: tuple[tuple[str | None, int, dict[str, str]], ...]
+    """(selection pattern or None for the default, status, response templates)."""
+
+
+@dataclass(frozen=True)
 class Route:
-    """POST ``/<stage>/<path>`` -> ``function`` (a Lambda proxy integration)."""
+    """POST ``/<stage>/<path>`` -> ``function`` (a Lambda proxy integration) or ``service`` (type AWS)."""
 
     stage: str
     path: str
     method: str
-    function: str
-    """The function's name in Lambda."""
+    function: str | None
+    """The function's name in Lambda (a proxy integration)."""
     permitted: bool
     """Whether the function's policy lets API Gateway invoke it for this route."""
     binary_media_types: tuple[str, ...]
+    service: ServiceIntegration | None = None
+
+
+def service_integration(integration: dict) -> ServiceIntegration:
+    headers = {}
+    for key, value in (integration.get("requestParameters") or {}).items():
+        name = key.removeprefix("integration.request.header.")
+        if name == key or not (value.startswith("'") and value.endswith("'")):
+            raise ValueError(f"the local front serves static request headers only, not {key}={value}")
+        headers[name] = value[1:-1]
+    responses = tuple((r.get("selectionPattern"), int(r["statusCode"]), dict(r.get("responseTemplates") or {}))
+                      for r in (integration.get("integrationResponses") or {}).values())
+    return ServiceIntegration(integration["uri"], integration.get("credentials", ""),
+                              dict(integration.get("requestTemplates") or {}),
+                              integration.get("passthroughBehavior", "WHEN_NO_MATCH"), headers, responses)
 
 
 def routes(aws: LocalAWS) -> list[Route]:
@@ -104,6 +138,11 @@ def routes(aws: LocalAWS) -> list[Route]:
             for method in resource.get("resourceMethods") or {}:
                 integration = apigw.get_integration(restApiId=api["id"], resourceId=resource["id"],
                                                     httpMethod=method)
+                if integration["type"] == "AWS":
+                    found += [Route(stage, resource["path"], method, None, True,
+                                    tuple(api.get("binaryMediaTypes") or ()), service_integration(integration))
+                              for stage in stages]
+                    continue
                 if integration["type"] != "AWS_PROXY":
                     continue
                 function_arn = integration["uri"].split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
@@ -170,4 +209,32 @@ def stream_mappings(aws: LocalAWS) -> list[StreamMapping]:
             max_record_age=m.get("MaximumRecordAgeInSeconds", -1),
             on_failure=((m.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"),
         ))
+    return found
+
+
+@dataclass(frozen=True)
+class QueueMapping:
+    """An event source mapping from an SQS queue, as Lambda holds it (and the queue's own settings)."""
+
+    function: str
+    queue_arn: str
+    queue_url: str
+    batch_size: int
+    report_failures: bool
+    visibility_timeout: int
+    """The queue's: seconds a received message stays hidden (a failed one is received again after it)."""
+
+
+def queue_mappings(aws: LocalAWS) -> list[QueueMapping]:
+    sqs, found = aws.client("sqs"), []
+    for m in aws.client("lambda").list_event_source_mappings()["EventSourceMappings"]:
+        if ":sqs:" not in m["EventSourceArn"] or not m.get("State", "Enabled").startswith("Enabl"):
+            continue
+        url = sqs.get_queue_url(QueueName=m["EventSourceArn"].rsplit(":", 1)[1])["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+        found.append(QueueMapping(
+            function=m["FunctionArn"].rsplit(":", 1)[1], queue_arn=m["EventSourceArn"], queue_url=url,
+            batch_size=m.get("BatchSize", 10),
+            report_failures="ReportBatchItemFailures" in (m.get("FunctionResponseTypes") or []),
+            visibility_timeout=int(attributes["VisibilityTimeout"])))
     return found

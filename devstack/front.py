@@ -10,6 +10,15 @@ a route whose function does not permit API Gateway to invoke it gets 500; a
 function that raises or answers something that is not a proxy response gets
 502; one that outlives its timeout, 504.
 
+A route with an AWS service integration (``ingest: queue``: SQS
+``SendMessage``) is served from what API Gateway holds of it
+(``devstack.applied.ServiceIntegration``): the request template of the
+request's content type (none and passthrough ``NEVER``: 415) is rendered
+(``devstack.vtl``), sent to the service the URI names, signed with the
+credentials of the integration's role (``Services``), and the service's
+status picks the integration response (its selection pattern, else the
+default), whose template is the answer.
+
 ``fail_next`` makes the front answer a status of its choice (a 500 by
 default) before or after running the function: how tests make SendGrid post
 a batch again.
@@ -21,13 +30,17 @@ import base64
 import fnmatch
 import json
 import logging
+import re
 import threading
+import urllib.error
+import urllib.request
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
+from devstack import vtl
 from devstack.http import LoopbackServer
 from devstack.lambdas import FunctionTimeout
 
@@ -35,6 +48,8 @@ log = logging.getLogger(__name__)
 
 STAGE = "v1"
 INTERNAL_ERROR = b'{"message": "Internal server error"}'
+DEFAULT_CONTENT_TYPE = "application/json"  # API Gateway's, for a request without one
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,48 @@ def http_answer(result) -> tuple[int, dict[str, str], bytes]:
     return result["statusCode"], headers, data
 
 
+@dataclass
+class Services:
+    """How the front reaches the local AWS as an integration's role: the endpoint, the region, and each
+    role ARN's credentials (``devstack.applied.credentials_for``)."""
+
+    endpoint_url: str
+    region: str
+    credentials: dict[str, object]
+
+    def call(self, integration, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """The integration request, signed as the role: (the service's status, its answer)."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        _arn, _partition, _apigateway, _region, service, action = integration.uri.split(":", 5)
+        kind, _, path = action.partition("/")
+        if kind != "path":
+            raise ValueError(f"the local front serves path URIs only, not {integration.uri}")
+        role = self.credentials[integration.credentials]
+        request = AWSRequest("POST", f"{self.endpoint_url}/{path}", data=body,
+                             headers={"Content-Type": content_type, **integration.request_headers})
+        SigV4Auth(Credentials(role.access_key_id, role.secret_access_key), service, self.region).add_auth(request)
+        prepared = urllib.request.Request(request.url, data=body, method="POST", headers=dict(request.headers))
+        try:
+            with _OPENER.open(prepared, timeout=30) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+
+def integration_response(responses, status: int):
+    """The integration response whose selection pattern matches the service's status, else the default."""
+    for pattern, answer, templates in responses:
+        if pattern is not None and re.fullmatch(pattern, str(status)):
+            return answer, templates
+    for pattern, answer, templates in responses:
+        if pattern is None:
+            return answer, templates
+    raise ValueError(f"no integration response for the service's status {status}")
+
+
 class ApiFront(LoopbackServer):
     """The HTTP front; ``base_url`` is known once started, the routes once ``serve`` is called."""
 
@@ -107,13 +164,15 @@ class ApiFront(LoopbackServer):
 
     def __init__(self):
         self.routes: dict[tuple[str, str], tuple] = {}
+        self.services: Services | None = None
         self.answers: list[int] = []
         self._failures: deque[Failure] = deque()
         self._lock = threading.Lock()
 
-    def serve(self, routes, functions) -> None:
-        """``routes`` (``devstack.applied.Route``), each to ``functions[route.function]``."""
-        self.routes = {(r.method, f"/{r.stage}{r.path}"): (r, functions[r.function]) for r in routes}
+    def serve(self, routes, functions, services: Services | None = None) -> None:
+        """``routes`` (``devstack.applied.Route``), each to ``functions[route.function]`` or its service."""
+        self.services = services
+        self.routes = {(r.method, f"/{r.stage}{r.path}"): (r, functions.get(r.function)) for r in routes}
 
     def url(self, route) -> str:
         return f"{self.base_url}/{route.stage}{route.path}"
@@ -134,6 +193,11 @@ class ApiFront(LoopbackServer):
             failure = self._failures.popleft() if self._failures else None
         if failure and not failure.after_function:
             return self._reply(http, failure.status, {}, INTERNAL_ERROR)
+        if route.service is not None:
+            status, headers, data = self._service(route.service, http, body)
+            if failure:
+                status, headers, data = failure.status, {}, INTERNAL_ERROR
+            return self._reply(http, status, headers, data)
         if not route.permitted:
             log.error("API Gateway may not invoke %s (no lambda:InvokeFunction permission for this route)",
                       route.function)
@@ -151,6 +215,29 @@ class ApiFront(LoopbackServer):
         if failure:
             status, headers, data = failure.status, {}, INTERNAL_ERROR
         self._reply(http, status, headers, data)
+
+    def _service(self, integration, http: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict, bytes]:
+        """An AWS service integration, as API Gateway runs it (see the module docstring)."""
+        media = (http.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE).split(";")[0].strip().lower()
+        template = integration.request_templates.get(media)
+        if template is None and integration.passthrough != "WHEN_NO_MATCH":
+            return 415, {}, json.dumps({"message": "Unsupported Media Type"}).encode()
+        context = {"requestTimeEpoch": int(time.time() * 1000), "requestId": str(uuid.uuid4())}
+        text = body.decode("utf-8", errors="replace")
+        request = body if template is None else vtl.render(
+            template, vtl.Scope(text, dict(http.headers.items()), context)).encode()
+        try:
+            status, answer = self.services.call(integration, request, media)
+        except Exception as exc:
+            log.error("the integration request failed: %s", exc)
+            return 500, {}, INTERNAL_ERROR
+        status, templates = integration_response(integration.responses, status)
+        template = templates.get(DEFAULT_CONTENT_TYPE) or next(iter(templates.values()), None)
+        if template is None:
+            return status, {}, answer
+        scope = vtl.Scope(answer.decode("utf-8", errors="replace"), {}, context)
+        data = vtl.render(template, scope).encode()
+        return scope.status or status, {}, data
 
     def _reply(self, http: BaseHTTPRequestHandler, status: int, headers: dict, data: bytes) -> None:
         with self._lock:

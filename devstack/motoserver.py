@@ -12,8 +12,10 @@ died) or it gets SIGTERM.
 Four adjustments to moto, each about what moto does that AWS does not:
 
 - moto calls a function itself when a stream it is mapped to gets records
-  (in Docker), then forgets the records. Here Lambda's poller is
-  ``devstack.poller``, which reads the stream: moto must leave it alone.
+  (in Docker), then forgets the records; and receives a mapped queue's
+  message as it is sent, for the same call. Here Lambda's pollers are
+  ``devstack.poller`` and ``devstack.queue_poller``, which read the stream and
+  the queue: moto must leave both alone.
 - With IAM enforced, moto checks a bodiless request's signature (every GET of
   the REST APIs: API Gateway, Lambda) against a hash of its parameters instead
   of the empty payload, and refuses them all; here it hashes the empty body.
@@ -58,6 +60,9 @@ def _patch_moto() -> None:
     from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase, PermissionResult
 
     LambdaBackend.send_dynamodb_items = lambda self, *args, **kwargs: None  # the poller delivers
+    from moto.sqs.models import Queue  # a queue's mappings: moto would receive each message as it is sent
+
+    Queue.lambda_event_source_mappings = property(lambda self: {}, lambda self, value: None)
 
     aws_request = IAMRequestBase._create_aws_request
 

@@ -13,8 +13,10 @@ SendGrid's console instead (a webhook, signing, its key into the config, the
 URL pasted in after the deploy). Then it runs the pipeline on what was
 applied (``devstack.applied``): each function in processes of its own with
 exactly the applied environment and the credentials of its role
-(``devstack.lambdas``), the front serving the applied routes, the poller
-following the applied event source mapping. Then it writes the state file
+(``devstack.lambdas``), the front serving the applied routes (a Lambda
+proxy, or with ``ingest: queue`` the SQS integration, as its role), the
+pollers following the applied event source mappings (the stream's, the
+ingest queue's). Then it writes the state file
 (``state``), which ``stop()`` removes.
 """
 
@@ -39,10 +41,11 @@ from devstack import applied, messages
 from devstack.apply import Applier, ApplyError
 from devstack.aws import LocalAWS
 from devstack.eventwebhook import EventPoster, WebhookKey
-from devstack.front import ApiFront
+from devstack.front import ApiFront, Services
 from devstack.invoke import LambdaApi
 from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
+from devstack.queue_poller import QueuePoller
 from devstack.sendgrid import SendGridStandIn
 from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS, remove_state, write_state
 from devstack.webhooks import WebhookAccount
@@ -77,6 +80,9 @@ class Options:
     """First wait before SendGrid posts a batch again (doubling, at most 5 s)."""
     poll_interval: float = 0.1
     """Seconds between reads of an idle stream."""
+    queue_retry_delay: float = 1.0
+    """Seconds a failed queued post stays hidden before it is received again (the queue's visibility
+    timeout, 174 s in AWS: compressed locally; whole seconds, at least 1)."""
     sender_max_retries: int = 3
     """The stack's ``streamMaximumRetryAttempts``: retries of a failing stream batch."""
     plugin_paths: tuple[Path, ...] = ()
@@ -165,7 +171,10 @@ class Stack:
 
         self.functions = self._functions()
         by_lambda_name = {f.lambda_name: f for f in self.functions.values()}
-        self.front.serve(applied.routes(self.aws), by_lambda_name)
+        routes = applied.routes(self.aws)
+        roles = {r.service.credentials for r in routes if r.service is not None}
+        self.front.serve(routes, by_lambda_name, Services(self.aws.endpoint_url, self.aws.region, {
+            role: applied.credentials_for(self.aws, role.rsplit("/", 1)[1], role) for role in roles}))
         self.lambda_api = self._started(LambdaApi(self.aws.endpoint_url))
         self.lambda_api.serve(by_lambda_name)
         [mapping] = applied.stream_mappings(self.aws)
@@ -177,6 +186,10 @@ class Stack:
         self.poller = self._started(StreamPoller(
             self.aws.client("dynamodbstreams", sender.credentials), mapping, sender, region=self.aws.region,
             on_failure=on_failure, interval=opts.poll_interval))
+        self.queue_pollers = [self._started(QueuePoller(
+            self.aws.client("sqs", by_lambda_name[m.function].credentials), m, by_lambda_name[m.function],
+            region=self.aws.region, interval=opts.poll_interval, retry_delay=opts.queue_retry_delay))
+            for m in applied.queue_mappings(self.aws)]
         self.topics = {made.outputs["name"]: made.outputs["arn"] for made in self.program.of_type(TOPIC)}
         self.messages_queue = messages.subscribe(self.aws.client("sqs"), self.aws.client("sns"), PREFIX,
                                                  list(self.topics.values()))
@@ -294,13 +307,18 @@ class Stack:
         return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
 
     def settled(self, item_id: str) -> dict | None:
-        """The item once its outcome is written and every webhook event of it was answered 2xx."""
+        """The item once its outcome is written, every webhook event of it was answered 2xx, and the ingest
+        queue (if any) is empty."""
         item = self.item(item_id)
         if not item or item.get("status") not in FINAL_STATUSES:
             return None
         if item["status"] == "sent" and not self.poster.settled(item["messageId"]):
             return None
-        return item
+        return item if self.drained() else None
+
+    def drained(self) -> bool:
+        """Whether every queued webhook post was processed (``ingest: queue``; always true when direct)."""
+        return all(p.drained() for p in self.queue_pollers)
 
     def wait_settled(self, *item_ids: str, timeout: float = 20.0) -> list[dict]:
         """``settled`` for each item, waiting at most ``timeout`` seconds in all."""

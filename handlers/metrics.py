@@ -130,7 +130,9 @@ WEBHOOK = Recorder(
     Metric("EventsRejected", COUNT, "events set aside in the rejects table"),
     Metric("EventsOrphaned", COUNT, "stored events without a sent-log row (not sent by this stack)"),
     *(Metric(webhook_refused(s), COUNT, f"posts answered {s}") for s in REFUSED_STATUSES),
-    Metric("WebhookDuration", MILLISECONDS, "time to answer a post"),
+    Metric("WebhookDuration", MILLISECONDS, "time to answer a post (ingest queue: to process a queued one)"),
+    Metric("QueueRetries", COUNT, "ingest queue: queued posts left for a retry (503 or out of time)"),
+    Metric("QueueWait", MILLISECONDS, "ingest queue: time from API Gateway receiving a post to processing it"),
 )
 SENDER = Recorder(
     "sender",

@@ -104,6 +104,10 @@ def loggable(types: Counter) -> dict[str, int]:
 
 
 def lambda_handler(event, context):
+    if "Records" in event:  # ``ingest: queue``: a batch of queued posts (``handlers.ingest``)
+        from handlers import ingest
+
+        return ingest.consume(event, context=context)
     if "replay" in event:  # invoked directly by the operator (handlers.replay), not through API Gateway
         from handlers import replay  # only then: not on a cold start's path
 
@@ -117,16 +121,20 @@ def handle(event: dict, plugins: Callable[[], Plugins] = enabled_plugins, contex
     write the invocation's metrics line (``handlers.metrics.WEBHOOK``)."""
     started = time.monotonic()
     metrics.WEBHOOK.start()
-    answer = _answer(event, plugins, context)
-    status = answer["statusCode"]
+    result = _answer(event, plugins, context)
+    record(result["statusCode"], started)
+    metrics.WEBHOOK.note(status=result["statusCode"])
+    metrics.WEBHOOK.emit()
+    return result
+
+
+def record(status: int, started: float) -> None:
+    """Count one post answered ``status`` (a refusal by its status) and its duration, since ``started``."""
     recorder = metrics.WEBHOOK
     recorder.add("WebhookPosts")
     if status in metrics.REFUSED_STATUSES:
         recorder.add(metrics.webhook_refused(status))
     recorder.observe("WebhookDuration", metrics.since(started))
-    recorder.note(status=status)
-    recorder.emit()
-    return answer
 
 
 def budget_seconds(context) -> float:
@@ -140,7 +148,16 @@ def budget_seconds(context) -> float:
 def _answer(event: dict, plugins: Callable[[], Plugins], context) -> dict:
     try:
         body = raw_body(event, MAX_BODY_BYTES)
-        signature.verify(body, event.get("headers"), signature.settings(), time.time())
+    except Refused as exc:  # a bad request
+        return refusal("webhook", exc, log)
+    return answer(body, event.get("headers"), time.time(), plugins, context)
+
+
+def answer(body: bytes, headers: dict | None, now: float, plugins: Callable[[], Plugins], context) -> dict:
+    """Verify one post (its signature's age as of ``now``: when it was received) and store its batch; the
+    answer (200 + counts, a refusal, or 503). The direct path and the queue's consumer (``handlers.ingest``)."""
+    try:
+        signature.verify(body, headers, signature.settings(), now)
         with retry.budget(budget_seconds(context)):
             counts = receive(body, plugins())
     except Refused as exc:  # a bad request, a bad signature, a broken setting, a concurrent delivery

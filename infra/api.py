@@ -1,4 +1,4 @@
-"""The REST API: POST routes proxied to Lambda functions, stage ``v1``, throttled.
+"""The REST API: POST routes proxied to Lambda functions (or put on a queue), stage ``v1``, throttled.
 
 The webhook's route is a long random path (it is the webhook's only secret
 besides the signature); plugins may add routes (``StackContext.add_route``).
@@ -12,6 +12,7 @@ is given the URLs in between (see ``infra.pipeline``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +26,8 @@ class ApiRoute:
     name: str
     path_part: pulumi.Input[str]
     function: aws.lambda_.Function
+    queue: Any = None
+    """An ``infra.ingest.IngestQueue``: the route puts each post on it (an AWS integration), not the function."""
 
 
 def invoke_url(execution_arn: str, stage: str) -> str:
@@ -104,6 +107,8 @@ class WebhookApi(pulumi.ComponentResource):
                                            path_part=route.path_part, opts=child)
         method = aws.apigateway.Method(f"{name}-post", rest_api=self.rest_api.id, resource_id=resource.id,
                                        http_method="POST", authorization="NONE", opts=child)
+        if route.queue is not None:
+            return (resource, method, *route.queue.integrate(name, self.rest_api, resource, method, child))
         integration = aws.apigateway.Integration(
             f"{name}-lambda", rest_api=self.rest_api.id, resource_id=resource.id,
             http_method=method.http_method, type="AWS_PROXY", integration_http_method="POST",

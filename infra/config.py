@@ -40,6 +40,8 @@ TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 # duplicate mark has expired.
 WEBHOOK_MAX_AGE_MIN = 86400
 WEBHOOK_MAX_AGE_MAX = delivery.REMEMBER_SECONDS
+# ingest: how a webhook post reaches the function; the first is the default (infra/ingest.py, README "Deploy").
+INGEST_MODES = ("queue", "direct")
 # sendgridApiBaseUrl: SendGrid's API (https), or a local stand-in's (http on a loopback address).
 API_BASE_URL = re.compile(r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost)(:\d+)?)/?$")
 
@@ -82,6 +84,8 @@ class Settings:
     throttle_burst_limit: int
     stream_max_retries: int
     stream_max_record_age_seconds: int
+    ingest: str
+    """How webhook posts reach the function: ``queue`` (through SQS, ``infra.ingest``) or ``direct``."""
     plugin_settings: dict[str, Any]
     """Enabled plugin name -> what its ``stack_settings`` hook returned (its own keys, checked)."""
     operations: Any = None
@@ -296,6 +300,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         stream_max_retries=integer(config, "streamMaximumRetryAttempts", 5, minimum=0, maximum=10000),
         stream_max_record_age_seconds=integer(config, "streamMaximumRecordAgeSeconds", 86400,
                                               minimum=60, maximum=604800),
+        ingest=string(config, "ingest", INGEST_MODES[0], choices=INGEST_MODES),
         plugin_settings=plugin_settings(config, deploy_halves),
         deploy=deploy_halves,
         operations=_operations(config),

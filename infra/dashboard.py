@@ -2,7 +2,7 @@
 
 Rows: the alarms' states; the webhook's events and answers; the sender's
 outcomes; durations; the on-failure queue's depth and the stream's iterator
-age; each function's errors and throttles; the inbound function's posts (when
+age; the ingest queues' depth and oldest post (``ingest: queue``); each function's errors and throttles; the inbound function's posts (when
 enabled); stored events per type (a Logs Insights query over the webhook's
 metrics lines, whose ``acceptedTypes`` member counts them). The functions'
 metrics are named through ``handlers.metrics``.
@@ -39,8 +39,9 @@ def events_by_type_query(log_group: str, event_types: tuple[str, ...]) -> str:
 
 
 def body(*, stack: str, region: str, queue: str, api: str, functions: dict[str, str], alarms: list[str],
-         event_types: tuple[str, ...], webhook_log_group: str) -> dict:
-    """The dashboard of the stack ``stack``: ``functions`` maps a logical name to its Lambda name."""
+         event_types: tuple[str, ...], webhook_log_group: str, ingest: dict[str, str] | None = None) -> dict:
+    """The dashboard of the stack ``stack``: ``functions`` maps a logical name to its Lambda name; ``ingest``
+    (``ingest: queue``) the ingest queue's and dead-letter queue's labels to their names."""
     count = metrics.COUNT
     durations = [[*row[:4], {"stat": stat, "label": f"{row[1]} {stat}"}]
                  for recorder in (metrics.WEBHOOK, metrics.SENDER)
@@ -51,7 +52,7 @@ def body(*, stack: str, region: str, queue: str, api: str, functions: dict[str, 
             "title": "Alarms", "alarms": sorted(alarms), "sortBy": "stateUpdatedTimestamp"}},
         _metric_widget("Webhook events", _own(metrics.WEBHOOK_COUNTS.values(), stack), region),
         _metric_widget("Webhook answers", _own(["WebhookPosts", *map(metrics.webhook_refused,
-                                                                   metrics.REFUSED_STATUSES)], stack)
+                                                                   metrics.REFUSED_STATUSES), "QueueRetries"], stack)
                        + [["AWS/ApiGateway", "5XXError", "ApiName", api, "Stage", STAGE, {"stat": "Sum"}]], region),
         _metric_widget("Sender outcomes", _own(_names(metrics.SENDER, count), stack), region),
         _metric_widget("Durations (ms)", durations, region),
@@ -63,6 +64,11 @@ def body(*, stack: str, region: str, queue: str, api: str, functions: dict[str, 
             ["AWS/Lambda", metric, "FunctionName", name, {"stat": "Sum", "label": f"{logical} {metric}"}]
             for logical, name in functions.items() for metric in ("Errors", "Throttles")], region),
     ]
+    if ingest:
+        widgets.append(_metric_widget("Ingest queue: posts waiting, oldest (s)", [
+            ["AWS/SQS", metric, "QueueName", name, {"stat": "Maximum", "label": f"{label} {metric}"}]
+            for label, name in ingest.items()
+            for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage")], region))
     if metrics.INBOUND.function in functions:
         widgets.append(_metric_widget("Inbound posts", _own(_names(metrics.INBOUND, count), stack), region))
     if event_types:

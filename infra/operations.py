@@ -3,7 +3,8 @@
 Every alarm watches a failure that would otherwise go unnoticed (README
 "Operating" has a runbook paragraph for each; the alarm's description says
 the same in one line): the webhook answering 5xx, every post refused with 403
-(a wrong verification key), sends waiting in the on-failure queue, the stream
+(a wrong verification key), sends waiting in the on-failure queue, posts in
+the ingest dead-letter queue (``ingest: queue``), the stream
 falling behind, any function's errors and throttles, events set aside in
 ``rejects``, and the silently dead webhook (mails sent, no event received).
 The functions' own metrics come from their Embedded Metric Format lines
@@ -123,6 +124,10 @@ class OperationsArgs:
     event_types: tuple[str, ...]
     """The enabled event types (the dashboard's events-by-type query)."""
     webhook_log_group: str
+    ingest_queue: aws.sqs.Queue | None = None
+    """``ingest: queue``: the queue webhook posts wait in."""
+    ingest_dlq: aws.sqs.Queue | None = None
+    """``ingest: queue``: its dead-letter queue, of queued posts that kept failing."""
 
 
 class Operations(pulumi.ComponentResource):
@@ -147,6 +152,8 @@ class Operations(pulumi.ComponentResource):
             region=region, queue=args.queue.name, api=args.api_name,
             functions=pulumi.Output.all(**{fn: f.name for fn, f in args.functions.items()}),
             alarms=pulumi.Output.all(*(a.arn for a in self.alarms.values())),
+            ingest=pulumi.Output.all(queue=args.ingest_queue.name, dlq=args.ingest_dlq.name)
+            if args.ingest_queue is not None else None,
         ).apply(lambda v: json.dumps(dashboard.body(
             stack=self._stack, event_types=args.event_types, webhook_log_group=args.webhook_log_group, **v)))
         self.dashboard = aws.cloudwatch.Dashboard(f"{name}-dashboard", dashboard_name=name,
@@ -187,6 +194,12 @@ class Operations(pulumi.ComponentResource):
                 "IF(FILL(sent, 0) > 0 AND FILL(received, 0) == 0, 1, 0)", period=s.silent_webhook_hours * 3600,
                 sent=_own("MailsSent", stack), received=_own("EventsReceived", stack)),
         }
+        if args.ingest_dlq is not None:
+            made["ingest-dead-letters"] = self._alarm(
+                "ingest-dead-letters", "Webhook posts that kept failing wait in the ingest dead-letter queue "
+                "(ingestDlqUrl): read the webhook's log, fix, re-drive them (README Operating).",
+                metric=("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": args.ingest_dlq.name},
+                        "Maximum"), threshold=1)
         made = {key: alarm for key, alarm in made.items() if alarm}  # 0 hours: no webhook-silent alarm
         for logical, function in fn.items():
             for metric, what in (("Errors", "failed (read its log)"), ("Throttles", "was throttled "

@@ -6,7 +6,9 @@ parameter -> the REST API itself -> SendGrid's signed Event Webhook (unless
 ``manageSendgridWebhook`` is false) -> the core's environment -> every
 enabled plugin's ``infrastructure`` hook -> table grants (declared access, so
 a plugin's own function gets its tables too) -> the functions (core and
-plugin-added) -> the sender's stream trigger -> the REST API's routes and stage.
+plugin-added) -> the sender's stream trigger -> with ``ingest: queue``, the
+ingest queue the webhook route puts posts on and the webhook function drains
+(``infra.ingest``) -> the REST API's routes and stage.
 
 The dependency cycle, and how it is broken: the webhook function's
 environment needs the webhook's public key, which SendGrid makes when the
@@ -36,6 +38,7 @@ from infra import sendgrid
 from infra.api import ApiRoute, WebhookApi, WebhookApiArgs
 from infra.config import Settings
 from infra.function import Function, FunctionArgs
+from infra.ingest import QUEUE, IngestQueue, IngestQueueArgs
 from infra.operations import ACCESS_LOG_FORMAT, AccessLogs, Operations, OperationsArgs
 from infra.plugins import StackContext
 from infra.storage import Storage, StorageArgs
@@ -146,13 +149,20 @@ class Pipeline(pulumi.ComponentResource):
             max_record_age_seconds=settings.stream_max_record_age_seconds,
         ), opts=child)
 
-        routes = [ApiRoute(WEBHOOK, webhook_path.result, made[WEBHOOK].function)]
+        ingest = None
+        if settings.ingest == QUEUE:
+            ingest = IngestQueue(f"{name}-ingest", IngestQueueArgs(
+                kms_key_arn=storage.kms_key_arn, function_timeout=functions.WEBHOOK.timeout), opts=child)
+            ingest.consume(made[WEBHOOK].function, made[WEBHOOK].role.id)
+        routes = [ApiRoute(WEBHOOK, webhook_path.result, made[WEBHOOK].function, queue=ingest)]
         routes += [ApiRoute(r.function, r.path_part, made[r.function].function) for r in stack.routes]
         api.add_routes(routes)
         operations = Operations(f"{name}", OperationsArgs(
             settings=settings.operations, functions={fn: f.function for fn, f in made.items()},
             queue=trigger.queue, api_name=api.rest_api.name, event_types=tuple(plugins.event_types),
-            webhook_log_group=f"/aws/lambda/{name}-{WEBHOOK}"), opts=child)
+            webhook_log_group=f"/aws/lambda/{name}-{WEBHOOK}", ingest_queue=ingest and ingest.queue,
+            ingest_dlq=ingest and ingest.dlq),
+            opts=child)
 
         self.outputs = {
             **{f"{route}Url": url for route, url in api.urls.items()},
@@ -162,6 +172,7 @@ class Pipeline(pulumi.ComponentResource):
             "apiKeyParameter": api_key.name,
             "alarmTopicArn": operations.topic.arn,
             "dashboardName": operations.dashboard.dashboard_name,
+            **({"ingestQueueUrl": ingest.queue.url, "ingestDlqUrl": ingest.dlq.url} if ingest else {}),
             **stack.outputs,
         }
         self.register_outputs(self.outputs)

@@ -73,8 +73,9 @@ class Engine(offline.Engine):
             state["invokeUrl"] = f"https://{inputs['restApi']}.execute-api.{region}.amazonaws.com/{inputs['stageName']}"
         elif typ == DYNAMIC:
             state.update(SENDGRID_OUTPUTS)
-        elif typ == "aws:sqs/queue:Queue":
-            state["url"] = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+        elif typ == "aws:sqs/queue:Queue":  # a queue's ARN ends with its name alone
+            state.update(url=f"https://sqs.{region}.amazonaws.com/{account}/{name}",
+                         arn=f"arn:aws:sqs:{region}:{account}:{name}")
         elif typ == "aws:kms/key:Key":
             state["keyId"] = "key-id"
         elif typ == "random:index/randomString:RandomString":

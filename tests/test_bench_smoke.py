@@ -21,9 +21,9 @@ pytestmark = pytest.mark.timeout(90)
 def test_every_figure_runs_on_a_tiny_input(capsys):
     assert main(["--quick", "--markdown"]) == 0
     out = capsys.readouterr().out
-    for figure in ("webhook batch", "signature", "sender", "cold start", "package size", "devstack run"):
+    for figure in ("webhook batch", "signature", "sender", "cold start", "package size", "devstack run", "ingest"):
         assert f"| {figure} |" in out, out
-    assert len(FIGURES) == 6
+    assert len(FIGURES) == 7
     deployed = "shipped .pyc, read-only" if bytecode.interpreter("3.12") else "| not measured |"
     assert f"| cold start | webhook, first request (dev tree" in out and deployed in out
 

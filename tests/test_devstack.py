@@ -61,8 +61,9 @@ def test_demo_fails_when_the_bounce_does_not_arrive():
     assert "FAILED" in lines[-1]
 
 
-def test_blocked_dropped_and_deferred_addresses(local_stack):
-    stack = local_stack()
+@pytest.mark.parametrize("ingest", ["queue", "direct"])
+def test_blocked_dropped_and_deferred_addresses(local_stack, ingest):
+    stack = local_stack(settings={"ingest": ingest})
     stack.insert(item("m1", "ok@example.com", "b@blocked.test", "d@dropped.test", "late@deferred.test"))
     [sent] = stack.wait_settled("m1")
     assert sent["status"] == "sent"
@@ -83,9 +84,10 @@ def test_blocked_dropped_and_deferred_addresses(local_stack):
     assert stack.poster.posts[0].events == 2
 
 
+@pytest.mark.parametrize("ingest", ["queue", "direct"])
 @pytest.mark.parametrize("after_function", [False, True], ids=["refused", "processed-then-500"])
-def test_a_batch_answered_500_is_posted_again_and_the_tables_end_right(local_stack, after_function):
-    stack = local_stack()
+def test_a_batch_answered_500_is_posted_again_and_the_tables_end_right(local_stack, after_function, ingest):
+    stack = local_stack(settings={"ingest": ingest})
     stack.front.fail_next(times=1, status=500, after_function=after_function)
     stack.insert(item("m2", "alice@example.com", "nobody@bounce.test"))
     [sent] = stack.wait_settled("m2")
@@ -117,6 +119,9 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
     assert set(state["tables"]) == set(stack.plugins.tables) >= {"mail_sender", "sent_log", "bounce"}
     described = client.describe_table(TableName=state["tables"]["mail_sender"])["Table"]
     assert described["LatestStreamArn"] == state["streams"]["mail_sender"]
+    assert state["queues"] == {"sender_failures": state["outputs"]["dlqUrl"],
+                               "ingest": state["outputs"]["ingestQueueUrl"],
+                               "ingest_dlq": state["outputs"]["ingestDlqUrl"]}
 
     # Each function's env: its tables (per the declarations' access), plugins, and its own settings.
     sender_env, webhook_env = state["env"]["sender"], state["env"]["webhook"]
@@ -155,9 +160,12 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
         except urllib.error.HTTPError as exc:
             return exc.code
 
-    assert post({}) == post(WebhookKey().headers(body)) == 403
+    # ingest: queue (the default): API Gateway answers once SQS has a post; the function refuses forged ones.
+    assert post({}) == post(WebhookKey().headers(body)) == 200
+    wait_for(stack.drained, "the ingest queue drained")
     assert stack.scan("bounce") == []
     assert post(key.headers(body)) == 200
+    wait_for(stack.drained, "the ingest queue drained")
     [row] = stack.scan("bounce")
     assert row["matched"] is False and row["toEmail"] == "x@bounce.test"
 
@@ -203,14 +211,18 @@ def test_up_runs_until_sigterm_and_a_user_inserts_an_item_with_plain_boto3(tmp_p
         posted = subprocess.run([sys.executable, "-m", "devstack", "post", str(events), "--state", str(path)],
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert posted.returncode == 0 and posted.stdout.startswith("200 "), posted.stdout + posted.stderr
-        assert json.loads(posted.stdout.split(" ", 1)[1])["accepted"] == 1
-        emails = [i["toEmail"]["S"] for i in client.scan(TableName=state["tables"]["bounce"])["Items"]]
-        assert "hand@bounce.test" in emails
+        assert json.loads(posted.stdout.split(" ", 1)[1]) == {"queued": True}  # ingest: queue, the default
+
+        def emails():
+            return "hand@bounce.test" in [i["toEmail"]["S"] for i in client.scan(
+                TableName=state["tables"]["bounce"])["Items"]]
+        wait_for(emails, "the queued post stored", timeout=30)
     finally:
         up.send_signal(signal.SIGTERM)
         out, _ = up.communicate(timeout=30)
     assert up.returncode == 0, out
     assert "devstack: stopping" in out
+    assert f"ingest queue   {state['queues']['ingest']}" in out and "ingest DLQ" in out  # the startup summary
     assert not path.exists()
 
 

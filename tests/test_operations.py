@@ -23,8 +23,9 @@ ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 PREFIX = f"{PROJECT}-{STACK}"
 # The failures the issue lists, each with its alarm (plus one errors and one throttles alarm per function).
 FAILURES = {"webhook-5xx", "webhook-forbidden", "sender-failures-queued", "stream-behind", "events-rejected",
-            "webhook-silent"}
+            "webhook-silent", "ingest-dead-letters"}
 AWS_METRICS = {("AWS/ApiGateway", "5XXError"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+               ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
                ("AWS/Lambda", "IteratorAge"), ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")}
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -189,7 +190,8 @@ def test_the_stage_writes_json_access_logs_without_bodies_query_strings_or_the_s
 def test_an_existing_api_gateway_logging_role_is_left_alone_and_retention_follows_the_config():
     made = run_program({"apiAccessLogRole": "existing", "logRetentionDays": "90"})
     assert made.of_type("aws:apigateway/account:Account") == []
-    assert not [r for r in made.of_type("aws:iam/role:Role") if "apigateway" in r.inputs["assumeRolePolicy"]]
+    assert not [r for r in made.of_type("aws:iam/role:Role") if "apigateway" in r.inputs["assumeRolePolicy"]
+                and "-ingest-" not in r.name]  # the ingest queue's role only sends to its queue
     assert made.one("aws:cloudwatch/logGroup:LogGroup", f"{PREFIX}-api-access").inputs["retentionInDays"] == 90
 
 

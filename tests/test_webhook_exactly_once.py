@@ -1,4 +1,7 @@
-"""Duplicates reach no sink twice; failures are answered 5xx and the retry finishes the work."""
+"""Duplicates reach no sink twice; failures are answered 5xx and the retry finishes the work.
+
+Every test runs in both ingest modes: ``direct`` (the answer SendGrid gets) and ``queue`` (what the queue
+consumer makes of a queued post: 503 leaves the message for a retry)."""
 
 import threading
 from collections import Counter
@@ -9,7 +12,7 @@ from botocore.exceptions import ClientError
 from handlers import delivery, dynamo
 from handlers.manager import Sink
 from tests.support import scan
-from tests.webhook_support import Recorder, bounce, endpoint  # noqa: F401 (fixture)
+from tests.webhook_support import Recorder, bounce, endpoint_either_ingest  # noqa: F401 (fixture: both modes)
 
 
 def test_a_reposted_batch_reaches_no_sink_twice(endpoint):

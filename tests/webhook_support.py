@@ -20,8 +20,9 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from moto.core.models import botocore_stubber
 
 from devstack.eventwebhook import WebhookKey
-from handlers import aws, dynamo, retry, webhook
+from handlers import aws, dynamo, ingest, retry, webhook
 from handlers.manager import Sink
+from infra.config import INGEST_MODES
 from tests.support import proxy_event
 
 WRITES = {"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
@@ -277,25 +278,56 @@ class Poison:
                            for i, message in entries.items()})
 
 
-class Endpoint:
-    """The webhook as SendGrid sees it: signed posts in, (status, answer) out."""
+def queued(body: bytes, headers: dict, received_ms: int | None = None) -> dict:
+    """The SQS record Lambda hands the webhook for a post that API Gateway queued (``ingest: queue``): the
+    program's own request template rendered, the form SQS would read, the message it would keep."""
+    from urllib.parse import parse_qs
 
-    def __init__(self, plugins, key: WebhookKey):
-        self.plugins, self.key = plugins, key
+    from devstack import vtl
+    from devstack.queue_poller import lambda_message
+    from infra.ingest import REQUEST_TEMPLATE
+
+    received_ms = int(time.time() * 1000) if received_ms is None else received_ms
+    form = parse_qs(vtl.render(REQUEST_TEMPLATE, vtl.Scope(body.decode("utf-8"), headers,
+                                                           {"requestTimeEpoch": received_ms})),
+                    keep_blank_values=True, strict_parsing=True)
+    attributes, i = {}, 1
+    while f"MessageAttribute.{i}.Name" in form:
+        [name], [kind], [value] = (form[f"MessageAttribute.{i}.{part}"]
+                                   for part in ("Name", "Value.DataType", "Value.StringValue"))
+        attributes[name] = {"DataType": kind, "StringValue": value}
+        i += 1
+    assert form["Action"] == ["SendMessage"]
+    return lambda_message({"MessageId": f"m-{random.getrandbits(64):x}", "ReceiptHandle": "r",
+                           "Body": form["MessageBody"][0], "Attributes": {"SentTimestamp": str(received_ms)},
+                           "MessageAttributes": attributes}, "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1")
+
+
+class Endpoint:
+    """The webhook as SendGrid sees it: signed posts in, (status, answer) out.
+
+    ``ingest``: ``direct`` (API Gateway invokes the function) or ``queue``
+    (the post is queued as API Gateway's template makes it, and the answer is
+    what the function's queue consumer made of it: ``handlers.ingest.process``).
+    """
+
+    def __init__(self, plugins, key: WebhookKey, ingest: str = "direct"):
+        self.plugins, self.key, self.ingest = plugins, key, ingest
 
     def post(self, events=None, *, body: bytes | None = None, headers: dict | None = None,
              sign: bool = True, base64_encoded: bool = False, timestamp: int | None = None, context=None):
         if body is None:  # as SendGrid writes it, but with \u escapes, which can carry lone surrogates
             body = json.dumps(events, separators=(",", ":")).encode() + b"\r\n"
         signed = self.key.headers(body, timestamp) if sign else {}
-        event = proxy_event(body, {**signed, **(headers or {})}, base64_encoded=base64_encoded)
-        answer = webhook.handle(event, lambda: self.plugins, context)
+        if self.ingest == "queue":
+            answer = ingest.process(queued(body, {**signed, **(headers or {})}), lambda: self.plugins, context)
+        else:
+            event = proxy_event(body, {**signed, **(headers or {})}, base64_encoded=base64_encoded)
+            answer = webhook.handle(event, lambda: self.plugins, context)
         return answer["statusCode"], json.loads(answer["body"])
 
 
-@pytest.fixture
-def endpoint(stack, monkeypatch):
-    """``endpoint(names, *extra_sinks)``: an ``Endpoint`` with a fresh stack and a fresh signing key."""
+def _endpoints(stack, monkeypatch, ingest: str):
     key = WebhookKey()
     monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEYS", key.public_key_b64)
     monkeypatch.delenv("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", raising=False)
@@ -304,8 +336,20 @@ def endpoint(stack, monkeypatch):
     def make(names="bounce,dropped,dynamodb", *sinks: Sink) -> Endpoint:
         plugins = stack(names)
         plugins.sinks.extend(sinks)
-        return Endpoint(plugins, key)
+        return Endpoint(plugins, key, ingest)
     return make
+
+
+@pytest.fixture
+def endpoint(stack, monkeypatch):
+    """``endpoint(names, *extra_sinks)``: an ``Endpoint`` with a fresh stack and a fresh signing key."""
+    return _endpoints(stack, monkeypatch, "direct")
+
+
+@pytest.fixture(name="endpoint", params=INGEST_MODES)
+def endpoint_either_ingest(request, stack, monkeypatch):
+    """``endpoint``, once per ingest mode (a test module imports this one instead, to run in both)."""
+    return _endpoints(stack, monkeypatch, request.param)
 
 
 @pytest.fixture

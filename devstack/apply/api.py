@@ -41,10 +41,23 @@ def api_method(aws: Applier, name: str, inputs: dict):
 
 @applies("aws:apigateway/integration:Integration")
 def api_integration(aws: Applier, name: str, inputs: dict):
+    optional = {"credentials": "credentials", "requestTemplates": "requestTemplates",
+                "passthroughBehavior": "passthroughBehavior", "requestParameters": "requestParameters"}
     aws.client("apigateway").put_integration(
         restApiId=inputs["restApi"], resourceId=inputs["resourceId"], httpMethod=inputs["httpMethod"],
-        type=inputs["type"], integrationHttpMethod=inputs.get("integrationHttpMethod", ""), uri=inputs.get("uri", ""))
+        type=inputs["type"], integrationHttpMethod=inputs.get("integrationHttpMethod", ""), uri=inputs.get("uri", ""),
+        **{key: inputs[field] for field, key in optional.items() if inputs.get(field)})
     return f"agi-{inputs['restApi']}-{inputs['resourceId']}-{inputs['httpMethod']}", {}
+
+
+@applies("aws:apigateway/integrationResponse:IntegrationResponse")
+def api_integration_response(aws: Applier, name: str, inputs: dict):
+    request = {"restApiId": inputs["restApi"], "resourceId": inputs["resourceId"],
+               "httpMethod": inputs["httpMethod"], "statusCode": inputs["statusCode"]}
+    aws.client("apigateway").put_integration_response(
+        **request, **({"selectionPattern": inputs["selectionPattern"]} if inputs.get("selectionPattern") else {}),
+        responseTemplates=inputs.get("responseTemplates") or {})
+    return f"agir-{inputs['restApi']}-{inputs['resourceId']}-{inputs['httpMethod']}-{inputs['statusCode']}", {}
 
 
 @applies("aws:apigateway/methodResponse:MethodResponse")

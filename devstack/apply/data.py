@@ -78,6 +78,9 @@ def ssm_parameter(aws: Applier, name: str, inputs: dict):
 def sqs_queue(aws: Applier, name: str, inputs: dict):
     queue_name = inputs.get("name") or autoname(name, 80)
     attributes = {"MessageRetentionPeriod": str(inputs.get("messageRetentionSeconds", 345600))}
+    fields = {"visibilityTimeoutSeconds": "VisibilityTimeout", "maxMessageSize": "MaximumMessageSize",
+              "redrivePolicy": "RedrivePolicy"}
+    attributes.update({key: str(inputs[field]) for field, key in fields.items() if inputs.get(field) is not None})
     if inputs.get("kmsMasterKeyId"):
         attributes["KmsMasterKeyId"] = inputs["kmsMasterKeyId"]
     if inputs.get("sqsManagedSseEnabled"):

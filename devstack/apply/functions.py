@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devstack.apply import Applier, applies, autoname, zipped
+from devstack.apply import Applier, ApplyError, applies, autoname, zipped
 
 
 @applies("aws:iam/role:Role")
@@ -93,7 +93,21 @@ def lambda_event_source_mapping(aws: Applier, name: str, inputs: dict):
     on_failure = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn")
     if on_failure:
         request["DestinationConfig"] = {"OnFailure": {"Destination": on_failure}}
+    if ":sqs:" in request["EventSourceArn"]:
+        _check_visibility(aws, request["EventSourceArn"], request["FunctionName"])
     mapping = aws.client("lambda").create_event_source_mapping(**request)
     return mapping["UUID"], {"uuid": mapping["UUID"], "functionArn": mapping["FunctionArn"],
                              "arn": aws.arn("lambda", f"event-source-mapping:{mapping['UUID']}")}
 
+
+
+def _check_visibility(aws: Applier, queue_arn: str, function: str) -> None:
+    """Lambda refuses a queue whose visibility timeout is shorter than the function's timeout (moto does not)."""
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+    visibility = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+                     ["Attributes"]["VisibilityTimeout"])
+    timeout = aws.client("lambda").get_function_configuration(FunctionName=function)["Timeout"]
+    if visibility < timeout:
+        raise ApplyError(f"Queue visibility timeout: {visibility} seconds is less than Function timeout: "
+                         f"{timeout} seconds (InvalidParameterValueException)")
