@@ -175,8 +175,8 @@ def render(console, document: dict) -> None:
             console.print(f"from {m.get('from') or '?'}, subject {m.get('subject')!r}")
         for address, why in (m.get("suppressed") or {}).items():
             console.print(f"suppressed {address}: {why}")
-        console.print(table(None, ("time", "event", "recipient", "detail"),
-                            [(e["time"], e["event"] + (" (backfilled)" if e.get("backfilled") else ""), e["email"],
+        console.print(table(None, ("time (UTC)", "event", "recipient", "detail"),
+                            [(periods.shown(e["time"]), e["event"] + (" (backfilled)" if e.get("backfilled") else ""), e["email"],
                               "; ".join(f"{k} {v}" for k, v in e["detail"].items())) for e in m["timeline"]]))
     if document["as"] == "address":
         console.print(f"\n{document['query']}: " + (f"suppressed: {document['suppression']}"
