@@ -140,6 +140,15 @@ def test_the_default_target_is_the_local_state_file(probe, tmp_path, monkeypatch
     assert "--stack NAME" in err
 
 
+def test_a_stale_state_file_says_the_local_stack_is_gone(probe, tmp_path, capsys):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"pid": int(gone.stdout), "tables": {}, "aws_env": {}}))
+    assert cli_main.main(["probe", "--local", str(path)]) == USAGE
+    assert f"is not running (process {int(gone.stdout)} is gone)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--outputs", "x.json"], "--outputs FILE goes with --stack NAME"),
     (["--stack", "prod", "--outputs", "missing.json"], "--outputs missing.json: no such file"),
