@@ -96,8 +96,8 @@ def run_bounces(target, args) -> int:
 
     def render(console):
         console.print(table(f"{len(entries)} bounce-table row(s)",
-                            ("time", "address", "kind", "status", "reason", "suppresses"),
-                            [(e["time"], e["address"], e["kind"] + (" (backfilled)" if e["backfilled"] else ""),
+                            ("time (UTC)", "address", "kind", "status", "reason", "suppresses"),
+                            [(periods.shown(e["time"]), e["address"], e["kind"] + (" (backfilled)" if e["backfilled"] else ""),
                               e["status"], e["reason"], e["suppresses"] or "no") for e in entries]))
 
     args.out.result({"count": len(entries), "bounces": entries}, render)

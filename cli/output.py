@@ -18,6 +18,9 @@ from decimal import Decimal
 from typing import Callable, Iterable, Iterator, Sequence
 
 
+PIPE_WIDTH = 200  # columns of a table written to a file or a pipe (no terminal to fit)
+
+
 class Output:
     def __init__(self, as_json: bool = False, *, out=None, err=None):
         self.as_json = as_json
@@ -30,9 +33,12 @@ class Output:
         return not self.as_json and bool(getattr(self.err, "isatty", lambda: False)())
 
     def console(self, stderr: bool = False):
+        """A rich console on stdout (or stderr); into a file or a pipe, lines as long as a table needs."""
         from rich.console import Console
 
-        return Console(file=self.err if stderr else self.out, highlight=False, soft_wrap=False)
+        file = self.err if stderr else self.out
+        wide = None if getattr(file, "isatty", lambda: False)() else PIPE_WIDTH
+        return Console(file=file, highlight=False, soft_wrap=False, width=wide)
 
     def result(self, document, render: Callable[[object], None] | None = None) -> None:
         """Print ``document``: as JSON with ``--json``, else through ``render(console)`` (JSON when none)."""

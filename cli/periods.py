@@ -43,6 +43,11 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(float(timestamp), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def shown(iso_time: str | None) -> str:
+    """An ``iso`` time as a table shows it: ``2026-11-30 13:15:02`` (UTC)."""
+    return (iso_time or "").replace("T", " ").removesuffix("Z")
+
+
 def day(timestamp: float) -> str:
     """``2026-11-30`` (UTC)."""
     return datetime.fromtimestamp(float(timestamp), timezone.utc).strftime("%Y-%m-%d")

@@ -48,14 +48,16 @@ def run(target, args) -> int:
         found_as, message_ids = "address", story.of_address(query, args.limit)
     else:
         found_as, message_ids = story.of_id(query)
-    if not message_ids:
+    reason = None
+    if found_as == "address":  # suppressed without a mail found: a backfilled row, or one older than the logs
+        reason = suppression.latest_reason(rows_of_address(reader, query) if reader.has(BOUNCE) else [])
+    if not message_ids and not reason:
         looked = "a recipient address" if "@" in query else "a message id, an sg_message_id or a mail id"
         raise CliError(f"no mail found for {query!r} (looked it up as {looked})")
     document = {"query": query, "as": found_as, "source": HISTORY.name if history else "sent_log+bounce",
                 "messages": [story.message(m, query if found_as == "address" else None) for m in message_ids]}
     if found_as == "address":
-        rows = rows_of_address(reader, query) if reader.has(BOUNCE) else []
-        document["suppression"] = suppression.latest_reason(rows)
+        document["suppression"] = reason
     args.out.result(document, lambda console: render(console, document))
     return 0
 
@@ -84,8 +86,8 @@ class Story:
                     times[row[SENT_LOG.hash_key]] = periods.epoch(row.get("sentAt"))
             self.bounce_rows = rows_of_address(self.reader, wanted) if self.reader.has(BOUNCE) else []
             for row in self.bounce_rows:
-                key = row.get("messageId") or row[BOUNCE.hash_key]
-                times[key] = max(times.get(key, 0), row.get("timestamp") or 0)
+                if row.get("messageId"):  # not a backfilled row (the lists name no mail)
+                    times[row["messageId"]] = max(times.get(row["messageId"], 0), row.get("timestamp") or 0)
         return sorted(times, key=times.get, reverse=True)[:limit]
 
     def of_id(self, query: str) -> tuple[str, list[str]]:
@@ -175,8 +177,8 @@ def render(console, document: dict) -> None:
             console.print(f"from {m.get('from') or '?'}, subject {m.get('subject')!r}")
         for address, why in (m.get("suppressed") or {}).items():
             console.print(f"suppressed {address}: {why}")
-        console.print(table(None, ("time", "event", "recipient", "detail"),
-                            [(e["time"], e["event"] + (" (backfilled)" if e.get("backfilled") else ""), e["email"],
+        console.print(table(None, ("time (UTC)", "event", "recipient", "detail"),
+                            [(periods.shown(e["time"]), e["event"] + (" (backfilled)" if e.get("backfilled") else ""), e["email"],
                               "; ".join(f"{k} {v}" for k, v in e["detail"].items())) for e in m["timeline"]]))
     if document["as"] == "address":
         console.print(f"\n{document['query']}: " + (f"suppressed: {document['suppression']}"

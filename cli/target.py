@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS
 from handlers import env
 
 TABLES_OUTPUT = "tableNames"
+AWS_ATTEMPTS = 3  # calls per AWS request, the first included (botocore's standard retry mode)
 SENDER_FAILURES, INGEST, INGEST_DLQ = QUEUE_OUTPUTS
 
 
@@ -74,15 +76,21 @@ class Target:
 
     def client(self, service: str):
         """A boto3 client of ``service`` on this stack (the local endpoint when local: the service's own,
-        ``AWS_ENDPOINT_URL_<SERVICE>``, when the state names one, as boto3 does)."""
+        ``AWS_ENDPOINT_URL_<SERVICE>``, when the state names one, as boto3 does): botocore's standard
+        retries (throttling waited out), but a stack that cannot be reached is said within seconds."""
+        from botocore.config import Config
+
         endpoint = self.aws_env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or self.aws_env.get("AWS_ENDPOINT_URL")
-        return self.session.client(service, **({"endpoint_url": endpoint} if endpoint else {}))
+        config = Config(retries={"mode": "standard", "max_attempts": AWS_ATTEMPTS}, connect_timeout=5, read_timeout=60)
+        return self.session.client(service, config=config, **({"endpoint_url": endpoint} if endpoint else {}))
 
     def sendgrid(self) -> tuple[str, str]:
         """SendGrid's API base URL and key; a clear error when there is no key."""
         if not self.sendgrid_key:
             raise UsageError(f"no SendGrid API key: set {env.SENDGRID_API_KEY.name} in the environment "
                              "(a key with the suppressions read scope)")
+        if not self.sendgrid_url:
+            raise UsageError(f"no SendGrid API URL for stack {self.name!r}: set {env.SENDGRID_API_HOST.name}")
         return self.sendgrid_url.rstrip("/"), self.sendgrid_key
 
 
@@ -117,12 +125,25 @@ def local(path: Path) -> Target:
         raise UsageError(f"no local stack at {path}: no such state file (python -m devstack up writes it)") from None
     except ValueError as error:
         raise UsageError(f"{path} is not a devstack state file: {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("pid"), int) and not _alive(state["pid"]):
+        raise UsageError(f"the local stack of {path} is not running (process {state['pid']} is gone): start it "
+                         "with python -m devstack up")
     try:
         return Target(name="local", tables=dict(state["tables"]), queues=dict(state.get("queues", {})),
                       outputs=dict(state.get("outputs", {})), aws_env=dict(state["aws_env"]),
                       sendgrid_url=state.get("sendgrid_api_host"), sendgrid_key=state.get("sendgrid_api_key"))
     except (KeyError, TypeError) as error:
         raise UsageError(f"{path} is not a devstack state file: it lacks {error}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def deployed(name: str, outputs: dict) -> Target:

@@ -225,7 +225,7 @@ class SendGridStandIn(LoopbackServer):
         accepted = Accepted(uuid.uuid4().hex[:22], payload, time.time())
         with self._lock:
             self.accepted.append(accepted)
+        self.suppressions.record(accepted)  # before the answer: a caller that reads the lists next finds it
         self._answer(http, 202, None, {"X-Message-Id": accepted.message_id})
-        self.suppressions.record(accepted)
         if self.on_accept:
             self.on_accept(accepted)

@@ -1,6 +1,10 @@
 """What the command-line tests share: mails sent through the local stack, a command run with --json."""
 
 import json
+import shlex
+import site
+import subprocess
+import sys
 from pathlib import Path
 
 from cli.__main__ import main
@@ -29,3 +33,16 @@ def run_json(capsys, state, *argv):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return json.loads(captured.out), captured.err
+
+
+def console_script(venv: Path) -> Path:
+    """``sendgrid-events`` installed by the Makefile's own install line into a fresh venv at ``venv`` (the
+    pinned requirements seen through a .pth, as ``make venv`` would have installed them)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    [inner] = (venv / "lib").glob("python3*/site-packages")
+    (inner / "outer.pth").write_text(site.getsitepackages()[0] + "\n")
+    commands = subprocess.run(["make", "-n", "-B", f"VENV={venv}", "venv"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+    [install] = [c for c in commands if {"-e", "."} <= set(shlex.split(c))]
+    subprocess.run(install, shell=True, cwd=ROOT, check=True, capture_output=True)
+    return venv / "bin" / "sendgrid-events"

@@ -4,12 +4,9 @@ import argparse
 import io
 import json
 import os
-import shlex
-import site
 import subprocess
 import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +14,8 @@ from cli import __main__ as cli_main
 from cli import target as targets
 from cli.errors import TRANSIENT, USAGE, CliError, UsageError
 from cli.output import Output
+from tests.cli_support import ROOT, console_script
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = {"tableNames": {"bounce": "prod-bounce", "sent_log": "prod-sent-log"},
            "dlqUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-failures", "webhookUrl": "[secret]"}
 
@@ -64,19 +61,10 @@ def test_python_m_cli_help_lists_the_commands():
 
 
 def test_make_venv_installs_the_console_script(tmp_path):
-    """The Makefile's install line, run into a fresh venv (the pinned requirements seen through a .pth):
-    ``sendgrid-events`` runs from anywhere, its packages found without the repository on the path."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    [inner] = (venv / "lib").glob("python3*/site-packages")
-    (inner / "outer.pth").write_text(site.getsitepackages()[0] + "\n")
-    commands = subprocess.run(["make", "-n", "-B", f"VENV={venv}", "venv"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.splitlines()
-    [install] = [c for c in commands if {"-e", "."} <= set(shlex.split(c))]
-    subprocess.run(install, shell=True, cwd=ROOT, check=True, capture_output=True)
-
-    done = subprocess.run([str(venv / "bin" / "sendgrid-events"), "--help"], cwd=tmp_path, capture_output=True,
-                          text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    """It runs from anywhere, its packages found without the repository on the path."""
+    script = console_script(tmp_path / "venv")
+    done = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert done.returncode == 0, done.stderr
     assert "usage: sendgrid-events" in done.stdout
 
@@ -138,6 +126,15 @@ def test_the_default_target_is_the_local_state_file(probe, tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert err.startswith("sendgrid-events: no stack named: no local stack is running") and err.count("\n") == 1
     assert "--stack NAME" in err
+
+
+def test_a_stale_state_file_says_the_local_stack_is_gone(probe, tmp_path, capsys):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"pid": int(gone.stdout), "tables": {}, "aws_env": {}}))
+    assert cli_main.main(["probe", "--local", str(path)]) == USAGE
+    assert f"is not running (process {int(gone.stdout)} is gone)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

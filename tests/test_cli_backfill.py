@@ -107,6 +107,8 @@ def test_backfill_writes_what_the_webhook_missed_once_and_never_over_a_newer_web
     assert reasons["lost@dropped.test"] == ("dropped: Invalid", "invalid_emails")
     assert reasons["lost@spam.test"] == ("spam report", "spam_reports")
     assert "lost@blocked.test" not in reasons  # a block does not suppress (the sender's rule)
+    story, _ = run_json(capsys, state, "story", "lost@bounce.test")  # no mail of ours went there: only why
+    assert story["messages"] == [] and story["suppression"].startswith("hard bounce: 5.1.1 (")
     stack.insert(item("m2", "lost@bounce.test"))
     [m2] = stack.wait_settled("m2")
     assert m2["status"] == "rejected" and m2["suppressed"]["lost@bounce.test"].startswith("hard bounce: 5.1.1")

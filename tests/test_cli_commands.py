@@ -163,3 +163,18 @@ def test_report_numbers_match_the_mails_sent_and_the_page_holds_the_charts(full,
         data = base64.b64decode(src.split(",", 1)[1], validate=True)
         assert data.startswith(PNG) and data[12:16] == b"IHDR"
     assert "bounce.test" in page.cells and "2 (100.0%)" in page.cells
+
+
+def test_people_get_tables(full, capsys, tmp_path):
+    _, state = full
+    capsys.readouterr()
+    assert main(["story", "b@bounce.test", "--local", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "mail m1" in out and "mail m2" in out and "status sent" in out and "time (UTC)" in out
+    assert out.rstrip().rsplit("\n", 1)[-1].startswith("b@bounce.test: suppressed: hard bounce: 5.1.1 Invalid Address (")
+    assert main(["bounces", "--type", "spamreport", "--local", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 bounce-table row(s)") and "ok@example.com" in out and "spam report" in out
+    assert main(["report", "--since", "1d", "--out", str(tmp_path / "r.html"), "--local", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("6 recipient(s) sent since ") and "bounce.test" in out and "2 (100.0%)" in out

@@ -3,12 +3,11 @@ sent log and the bounce table, scanned where there is no index, each saying so."
 
 import json
 import subprocess
-import sys
 
 import pytest
 
 from devstack.testing import running
-from tests.cli_support import ROOT, run_json, send
+from tests.cli_support import console_script, run_json, send
 
 PLAIN = "bounce,dropped,dynamodb"
 
@@ -49,9 +48,10 @@ def test_bounces_of_an_address_without_the_index_scan_and_say_so(plain, capsys):
     assert listed["count"] == 3 and "no byAddress index" in err and "scanning it" in err
 
 
-def test_the_console_command_in_its_own_process(plain):
+def test_the_console_script_in_its_own_process(plain, tmp_path):
     _, state = plain
-    done = subprocess.run([sys.executable, "-m", "cli", "bounces", "--json", "--local", str(state)], cwd=ROOT,
+    script = console_script(tmp_path / "venv")
+    done = subprocess.run([str(script), "bounces", "--json", "--local", str(state)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["count"] == 5

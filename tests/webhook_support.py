@@ -233,10 +233,13 @@ class Faults:
         return KINDS[kind](self.service, request, self.clock)
 
     def _after(self, model, **_):
+        # Only a request this front passed on to moto was applied: one answered before it (by a fault
+        # of its own, or by a handler ahead of it in the chain, e.g. Poison) leaves no request here.
+        request, self._last = self._last, None
         writes = WRITES | {"PublishBatch"}
-        if self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
+        if request is not None and self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
             self.injected["lost answer"] += 1
-            self.lost_requests.append(self._last)  # applied, but the caller cannot know
+            self.lost_requests.append(request)  # applied, but the caller cannot know
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected after"}}, model.name)
 
 
