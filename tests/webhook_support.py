@@ -234,12 +234,14 @@ class Faults:
 
     def _after(self, model, **_):
         # Only a request this front passed on to moto was applied: one answered before it (by a fault
-        # of its own, or by a handler ahead of it in the chain, e.g. Poison) leaves no request here.
+        # of its own, or by a handler ahead of it in the chain, e.g. Poison) leaves none here, and its
+        # lost answer is one more error, not a request to count as applied.
         request, self._last = self._last, None
         writes = WRITES | {"PublishBatch"}
-        if request is not None and self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
+        if self._wanted(model.name) and model.name in writes and self.random.random() < self.lost:
             self.injected["lost answer"] += 1
-            self.lost_requests.append(request)  # applied, but the caller cannot know
+            if request is not None:
+                self.lost_requests.append(request)  # applied, but the caller cannot know
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected after"}}, model.name)
 
 
