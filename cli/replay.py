@@ -1,6 +1,6 @@
 """``replay rejects``: events the webhook set aside, run again through the plugins deployed now.
 
-Reads the ``rejects`` table (``--since``: rows set aside since then,
+Reads the ``rejects`` table (``--since``: events since then, by the event's own time,
 ``--reason``: rows whose reason holds that text, ``--sink``: rows a sink
 refused), then invokes the stack's webhook function with their ids, at most
 ``handlers.replay.MAX_ROWS`` a call (``lambda:InvokeFunction`` on it is the
@@ -25,7 +25,7 @@ from handlers.replay import MAX_ROWS
 from handlers.tables import REJECTS
 
 FUNCTIONS_OUTPUT = "functionNames"
-SHOWN = ("eventId", "reason", "sink", "rejectedAt")
+SHOWN = ("eventId", "reason", "sink", "timestamp", "replayedAt")
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     parser = kinds.add_parser("rejects", help="the rejects table's events, exactly once",
                               description=__doc__.split("\n\n")[1])
     parser.add_argument("--since", type=periods.argument, metavar="AGE|DATE",
-                        help="only rows set aside since (7d, 2026-11-01)")
+                        help="only events since (7d, 2026-11-01): the event's own time")
     parser.add_argument("--reason", help="only rows whose reason contains this text")
     parser.add_argument("--sink", help="only rows this sink refused")
     parser.add_argument("--dry-run", action="store_true", help="list the rows, replay nothing")
@@ -43,10 +43,10 @@ def register(subparsers) -> None:
 
 def chosen(rows, args) -> list[dict]:
     return sorted((r for r in rows
-                   if (args.since is None or (r.get("rejectedAt") or 0) >= args.since)
+                   if (args.since is None or (r.get("timestamp") or 0) >= args.since)
                    and (not args.reason or args.reason in str(r.get("reason")))
                    and (not args.sink or r.get("sink") == args.sink)),
-                  key=lambda r: (r.get("rejectedAt") or 0, r["eventId"]))
+                  key=lambda r: (r.get("timestamp") or 0, r["eventId"]))
 
 
 def invoke(lam, function: str, ids: list[str]) -> dict:
@@ -75,15 +75,15 @@ def run(target, args) -> int:
                 ids = [r["eventId"] for r in rows[start:start + MAX_ROWS]]
                 outcomes.update(invoke(lam, function, ids)["outcomes"])
                 advance(len(ids))
-    entries = [{"eventId": r["eventId"], "rejectedAt": periods.iso(r.get("rejectedAt")), "sink": r.get("sink"),
+    entries = [{"eventId": r["eventId"], "time": periods.iso(r.get("timestamp")), "sink": r.get("sink"),
                 "reason": r.get("reason"), "outcome": outcomes.get(r["eventId"], "not replayed")} for r in rows]
     counts = dict(Counter(e["outcome"] for e in entries))
 
     def render(console):
         console.print(table(f"{len(entries)} reject(s){' (dry run)' if args.dry_run else ''}: "
                             + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
-                            ("set aside", "sink", "reason", "outcome"),
-                            [(e["rejectedAt"], e["sink"], e["reason"], e["outcome"]) for e in entries]))
+                            ("event time", "sink", "reason", "outcome"),
+                            [(e["time"], e["sink"], e["reason"], e["outcome"]) for e in entries]))
 
     args.out.result({"count": len(entries), "counts": counts, "rejects": entries}, render)
     return 0

@@ -13,8 +13,8 @@ A reject is the row the ``rejects`` table stores (``reject``, written by
 ``<sink>:`` when a sink refused the record), ``reason`` (logged: names the
 field or limit, never the value), ``raw`` (cut at ``MAX_REJECT_CHARS``),
 ``rawLength``, ``sink``, ``detail`` (what failed, in its own words; None
-when absent), ``rejectedAt`` (Unix time) and ``version`` (new each time the
-row is written). ``handlers.delivery`` makes the rows of records a sink refused
+when absent) and ``timestamp`` (the event's, when valid). A replay that
+refuses the event again adds ``version`` and ``replayedAt`` (``handlers.replay``). ``handlers.delivery`` makes the rows of records a sink refused
 here too.
 
 A record is a dict with these keys (sinks may store any of them):
@@ -38,8 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -239,8 +237,9 @@ def reject(event, reason: str, detail: str | None = None, sink: str | None = Non
         "rawLength": len(raw),
         "sink": sink,
         "detail": (detail or "")[:MAX_NOTE_CHARS] or None,
-        "rejectedAt": int(time.time()),
-        "version": uuid.uuid4().hex,  # new each time the row is written (``handlers.replay``'s marks)
+        # The event's own time when it has a valid one (``replay rejects --since``); the row stays the
+        # same however often SendGrid posts the event again.
+        "timestamp": _timestamp(event.get("timestamp")) if isinstance(event, dict) else None,
     }
 
 

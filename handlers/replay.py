@@ -11,8 +11,8 @@ Each named row ends as one of (``Replayed.outcomes``):
 - ``stored``: the event went through; the row is deleted.
 - ``duplicate``: the event had already gone through (a later copy SendGrid
   posted, or an earlier replay whose deletion was lost); the row is deleted.
-- ``rejected``: refused again; the row now holds the new reason and time
-  (a core reject refused by a sink becomes that sink's row).
+- ``rejected``: refused again; the row now holds the new reason, ``replayedAt``
+  and a new ``version`` (a core reject refused by a sink becomes that sink's row).
 - ``ignored``: no enabled plugin takes its type now; the row stays.
 - ``sink not enabled``: the sink that refused it is not enabled now; the row stays.
 - ``cut``: its raw JSON was clipped when it was set aside; it cannot be replayed.
@@ -23,7 +23,8 @@ goes through reconcile and delivery as a re-post would, so the processed-event
 marks skip it when it went through since. A sink's reject belongs to an event
 that was marked done for every sink when it was refused; it goes to that sink
 alone, under marks of its own: scope ``replay:<sink>:<version>:``, where
-``version`` is new each time the row is written. Two replays of the same row,
+``version`` is new each time a replay writes the row (the webhook's own row has
+none: ``0``). Two replays of the same row,
 one after the other or at once, hand it to the sink once (the second finds
 it done: ``duplicate``); a replay the sink refuses again rewrites the row
 with a new version, so the next replay is a new attempt, not a duplicate. A
@@ -35,11 +36,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+import uuid
 from collections import Counter
 
 from handlers import delivery, dynamo
 from handlers.manager import Plugins
-from handlers.reconcile import keep_rejects, reconcile, reject
+from handlers.reconcile import reconcile, reject
 from handlers.tables import REJECTS
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ def replay(request: dict, plugins: Plugins) -> dict:
             outcomes[row_id] = CUT
         else:
             sink = row.get("sink")  # a sink's rows are replayed each under its own marks: one row a call
-            group = (sink, row.get("version") or row_id) if sink else (None, None)
+            group = (sink, row.get("version") or "0") if sink else (None, None)
             groups.setdefault(group, []).append((row_id, json.loads(row["raw"])))
     sinks = {sink.name: sink for sink in plugins.sinks}
     written: set[str] = set()  # the reject rows this replay wrote (a row refused again is rewritten)
@@ -81,13 +84,19 @@ def replay(request: dict, plugins: Plugins) -> dict:
     return {"outcomes": outcomes, "counts": dict(counts)}
 
 
+def rewrite(rows: list[dict]) -> None:
+    """Write reject rows refused again: each with a new ``version`` (so its next replay is a new attempt)."""
+    now = int(time.time())
+    dynamo.batch_put(REJECTS, [{**row, "version": uuid.uuid4().hex, "replayedAt": now} for row in rows])
+
+
 def _run(events: list[tuple[str, object]], plugins: Plugins, sinks, scope: str,
          written: set[str]) -> dict[str, str]:
     """Reconcile and deliver ``events`` (row id, event) to ``sinks``; row id -> outcome. Adds the ids of
     the reject rows it writes to ``written``."""
     outcome = reconcile([event for _, event in events], plugins.event_types)
-    keep_rejects(outcome.rejects)
-    report = delivery.deliver(outcome.records, sinks, keep_rejects, scope=scope)
+    rewrite(outcome.rejects)
+    report = delivery.deliver(outcome.records, sinks, rewrite, scope=scope)
     written |= {r["eventId"] for r in outcome.rejects + report.rejected}
     fresh = {r["eventId"] for r in report.fresh}
     record_of = {id(r["sgEvent"]): r for r in outcome.records}

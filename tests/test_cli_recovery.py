@@ -3,7 +3,6 @@ on, run again exactly once (replay through the webhook function, invoked as the 
 
 import hashlib
 import json
-import time
 
 from cli.__main__ import main
 from devstack import demo
@@ -24,7 +23,7 @@ def reject_row(event: dict, sink: str | None, reason: str) -> dict:
     raw = json.dumps(event)
     digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
     return {"eventId": f"{sink}:{digest}" if sink else digest, "raw": raw, "rawLength": len(raw), "sink": sink,
-            "reason": reason, "detail": None, "rejectedAt": int(time.time()), "version": "v1"}
+            "reason": reason, "detail": None, "timestamp": event.get("timestamp")}
 
 
 def test_replay_rejects_stores_what_the_fixed_stack_can_and_reports_the_rest(local_stack, tmp_path, capsys):
@@ -48,10 +47,12 @@ def test_replay_rejects_stores_what_the_fixed_stack_can_and_reports_the_rest(loc
     code, answer = run(capsys, "replay", "rejects", "--local", str(state))
     assert code == 0 and answer["counts"] == {"rejected": 1}  # still no email: kept, with a new version
     [left] = stack.scan("rejects")
-    assert left["eventId"] == hopeless["eventId"] and left["version"] != "v1"
+    assert left["eventId"] == hopeless["eventId"] and left["version"] and left["reason"] == "event has no 'email'"
 
-    code, answer = run(capsys, "replay", "rejects", "--local", str(state), "--since", "1d", "--reason", "nothing")
-    assert code == 0 and answer["count"] == 0
+    code, answer = run(capsys, "replay", "rejects", "--local", str(state), "--since", "2025-11-28T13:00:00")
+    assert code == 0 and answer["count"] == 1  # the event's own time is what --since looks at
+    code, answer = run(capsys, "replay", "rejects", "--local", str(state), "--dry-run", "--reason", "no 'email'")
+    assert code == 0 and [r["eventId"] for r in answer["rejects"]] == [hopeless["eventId"]]
 
 
 def queue_depth(stack) -> int:

@@ -107,9 +107,9 @@ def unsettled(monkeypatch) -> Counter:
     """Counts, per eventId, the deliveries whose claims could not be marked done (README: at least once)."""
     seen, settle = Counter(), delivery._settle
 
-    def spy(sink, records, state, clock):
+    def spy(sink, records, state, clock, scope):
         try:
-            settle(sink, records, state, clock)
+            settle(sink, records, state, clock, scope)
         except Exception:
             if state == delivery.DONE:
                 seen.update(r["eventId"] for r in records)
