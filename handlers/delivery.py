@@ -44,7 +44,6 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 from handlers.apigw import Refused
@@ -107,16 +106,16 @@ class Busy(Refused):
     status = 503
 
 
-@dataclass
 class Report:
-    fresh: list[dict]
-    """The records handed to the sinks (first copies of events not processed before)."""
-    duplicates: int
-    """Records skipped: repeated in the batch, or processed before."""
-    rejected: list[dict] = field(default_factory=list)
-    """Reject rows (``handlers.reconcile.reject``, with ``sink``) of records a sink refused."""
-    refused: set[str] = field(default_factory=set)
-    """The eventIds of the fresh records some sink refused for good (each has a reject per sink)."""
+    def __init__(self, fresh: list[dict], duplicates: int):
+        self.fresh = fresh
+        """The records handed to the sinks (first copies of events not processed before)."""
+        self.duplicates = duplicates
+        """Records skipped: repeated in the batch, or processed before."""
+        self.rejected: list[dict] = []
+        """Reject rows (``handlers.reconcile.reject``, with ``sink``) of records a sink refused."""
+        self.refused: set[str] = set()
+        """The eventIds of the fresh records some sink refused for good (each has a reject per sink)."""
 
 
 def _table() -> str:

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -44,8 +43,7 @@ class IncompleteBatch(RuntimeError):
     """DynamoDB left part of a batch unprocessed after every retry."""
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     item: dict
     reason: str
     """Why, naming an attribute or an error code, never a value (it may be logged)."""
