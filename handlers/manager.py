@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import os
@@ -127,6 +126,8 @@ def hook_specs(pm: pluggy.PluginManager) -> dict[str, Callable]:
 
 def unknown_message(unknown: list[str], known: list[str], source: str) -> str:
     """``unknown plugin 'bounc' in <source> (did you mean 'bounce'?); known plugins: ...``."""
+    import difflib  # only for this message
+
     def named(name: str) -> str:
         close = difflib.get_close_matches(name, known, n=1)
         return f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
