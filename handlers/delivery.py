@@ -182,16 +182,18 @@ def deliver(records: list[dict], sinks: list[Sink], keep: Keep) -> Report:
     return report
 
 
-def put_rows(table: Table, rows: Mapping[str, dict], rejected: Mapping[str, str] | None = None) -> None:
+def put_rows(table: Table, rows: Mapping[str, dict], rejected: Mapping[str, str] | None = None,
+             put: Callable[[Table, Iterable[dict]], object] = dynamo.batch_put) -> None:
     """For a sink writing one row per record (``rows``: eventId -> row) into a DynamoDB table.
 
-    Writes the rows (``handlers.dynamo.batch_put``), then raises ``Rejected``
-    for the records whose row DynamoDB can never store, and those in
-    ``rejected`` (eventId -> reason) the sink set aside itself.
+    Writes the rows (``put``: ``handlers.dynamo.batch_put``, or another writer
+    raising its ``Unstorable``), then raises ``Rejected`` for the records whose
+    row DynamoDB can never store, and those in ``rejected`` (eventId -> reason)
+    the sink set aside itself.
     """
     reasons, details = dict(rejected or {}), {}
     try:
-        dynamo.batch_put(table, rows.values())
+        put(table, rows.values())
     except dynamo.Unstorable as exc:
         owner = {tuple(row.get(k) for k in table.key_names): event_id for event_id, row in rows.items()}
         for refusal in exc.refused:
