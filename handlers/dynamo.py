@@ -23,9 +23,12 @@ import os
 from decimal import Decimal
 from typing import Iterable, NamedTuple
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
+# handlers.aws first: it loads boto3 with ``import boto3``. Loaded instead as the parent of boto3.dynamodb.types
+# (the sender's first import), boto3 cost the sender's cold start about 15 ms more on python3.12 (urllib3's
+# regexes and failed imports several times slower; cause not found): bench/README.md, cold start.
 from handlers import aws, retry
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from handlers.tables import MAX_HASH_KEY_BYTES, Table, declared
 
 GET_CHUNK = 100

@@ -45,3 +45,17 @@ def test_what_only_an_error_needs_is_not_loaded_by_a_cold_start():
     loaded = set(first_request()["loaded"])
     assert "pluggy" in loaded
     assert "difflib" not in loaded  # handlers.manager.unknown_message: a misspelt plugin name
+
+
+def test_the_sender_loads_boto3_with_import_boto3():
+    """Not as the parent of ``boto3.dynamodb.types``: that order cost its cold start about 15 ms (handlers/dynamo.py)."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    answer = subprocess.run([sys.executable, "-X", "importtime", "-c", "import handlers.sender"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    tree = [line.split("|")[-1] for line in answer.stderr.splitlines() if line.startswith("import time:")]
+    names = [name.strip() for name in tree]
+    at = names.index("boto3")  # importtime lists a module after what it imported, indented one more than its importer
+    depth = len(tree[at]) - len(tree[at].lstrip())
+    importer = next(name.strip() for name in tree[at + 1:] if len(name) - len(name.lstrip()) < depth)
+    assert importer == "handlers.aws"
