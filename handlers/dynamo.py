@@ -193,13 +193,16 @@ def put_newest(table: Table, items: Iterable[dict], attribute: str, *, dynamodb=
     and two writers of one key at the same moment cannot both win). An item
     whose stored one is newer is skipped. Items repeating a key are written
     once (the last one wins). Items that can never be stored (``batch_put``'s
-    checks; DynamoDB's ValidationError for one item of a transaction, or a
-    ValidationException for the call, isolated by splitting it) are not
-    written; once the others are, ``Unstorable`` says which and why.
+    checks, no ``attribute``; DynamoDB's ValidationError for one put of a
+    transaction, or a ValidationException for the call, isolated by splitting
+    it) are not written; once the others are, ``Unstorable`` says which and why.
     """
     dynamodb = dynamodb or client()
     name = os.environ[table.env_var]
     refused, storable = _storable(table, items)
+    refused += [Refusal(item, f"'{attribute}' is missing") for item, serialized in storable
+                if attribute not in serialized]
+    storable = [(item, serialized) for item, serialized in storable if attribute in serialized]
     condition = {"ConditionExpression": "attribute_not_exists(#key) OR #newer <= :newer",
                  "ExpressionAttributeNames": {"#key": table.key_names[0], "#newer": attribute}}
     written = 0

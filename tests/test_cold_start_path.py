@@ -48,7 +48,7 @@ def test_what_only_an_error_needs_is_not_loaded_by_a_cold_start():
 
 
 def test_the_sender_loads_boto3_with_import_boto3():
-    """Not as the parent of ``boto3.dynamodb.types``: that order cost its cold start about 15 ms (handlers/dynamo.py)."""
+    """Not as the parent of ``boto3.dynamodb.types``: that cost its cold start about 15 ms (handlers/dynamo.py)."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     answer = subprocess.run([sys.executable, "-X", "importtime", "-c", "import handlers.sender"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)

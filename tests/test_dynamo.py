@@ -173,8 +173,9 @@ def test_put_newest_skips_items_a_newer_one_holds_and_sets_aside_what_dynamodb_r
                               {"Code": "None"}]})
     stub.add_response("transact_write_items", {}, newer_puts(a, b))  # the rest, sent again
     with pytest.raises(dynamo.Unstorable) as info:
-        dynamo.put_newest(T, [a, old, bad, b], "at", dynamodb=client)
-    [refusal] = info.value.refused  # "old": a newer one is stored, nothing to do
+        dynamo.put_newest(T, [a, old, {"id": "timeless"}, bad, b], "at", dynamodb=client)
+    timeless, refusal = info.value.refused  # "old": a newer one is stored, nothing to do
+    assert timeless.item == {"id": "timeless"} and timeless.reason == "'at' is missing"
     assert refusal.item == bad and refusal.reason == "DynamoDB refused it (ValidationError)"
     assert "Item size has exceeded" in refusal.detail
 
@@ -182,7 +183,8 @@ def test_put_newest_skips_items_a_newer_one_holds_and_sets_aside_what_dynamodb_r
 def test_put_newest_writes_100_a_call_and_isolates_an_item_a_whole_call_is_refused_for(stubbed):
     client, stub = stubbed
     items = [{"id": f"k{i}", "at": i} for i in range(103)]
-    refuse = {"service_error_code": "ValidationException", "service_message": "One or more parameter values were invalid"}
+    refuse = {"service_error_code": "ValidationException",
+              "service_message": "One or more parameter values were invalid"}
     stub.add_response("transact_write_items", {}, newer_puts(*items[:100]))
     stub.add_client_error("transact_write_items", expected_params=newer_puts(*items[100:]), **refuse)
     stub.add_response("transact_write_items", {}, newer_puts(items[100]))
