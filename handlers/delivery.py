@@ -44,7 +44,6 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 from handlers.apigw import Refused
@@ -107,16 +106,16 @@ class Busy(Refused):
     status = 503
 
 
-@dataclass
 class Report:
-    fresh: list[dict]
-    """The records handed to the sinks (first copies of events not processed before)."""
-    duplicates: int
-    """Records skipped: repeated in the batch, or processed before."""
-    rejected: list[dict] = field(default_factory=list)
-    """Reject rows (``handlers.reconcile.reject``, with ``sink``) of records a sink refused."""
-    refused: set[str] = field(default_factory=set)
-    """The eventIds of the fresh records some sink refused for good (each has a reject per sink)."""
+    def __init__(self, fresh: list[dict], duplicates: int):
+        self.fresh = fresh
+        """The records handed to the sinks (first copies of events not processed before)."""
+        self.duplicates = duplicates
+        """Records skipped: repeated in the batch, or processed before."""
+        self.rejected: list[dict] = []
+        """Reject rows (``handlers.reconcile.reject``, with ``sink``) of records a sink refused."""
+        self.refused: set[str] = set()
+        """The eventIds of the fresh records some sink refused for good (each has a reject per sink)."""
 
 
 def _table() -> str:
@@ -185,16 +184,18 @@ def deliver(records: list[dict], sinks: list[Sink], keep: Keep, scope: str = "")
     return report
 
 
-def put_rows(table: Table, rows: Mapping[str, dict], rejected: Mapping[str, str] | None = None) -> None:
+def put_rows(table: Table, rows: Mapping[str, dict], rejected: Mapping[str, str] | None = None,
+             put: Callable[[Table, Iterable[dict]], object] = dynamo.batch_put) -> None:
     """For a sink writing one row per record (``rows``: eventId -> row) into a DynamoDB table.
 
-    Writes the rows (``handlers.dynamo.batch_put``), then raises ``Rejected``
-    for the records whose row DynamoDB can never store, and those in
-    ``rejected`` (eventId -> reason) the sink set aside itself.
+    Writes the rows (``put``: ``handlers.dynamo.batch_put``, or another writer
+    raising its ``Unstorable``), then raises ``Rejected`` for the records whose
+    row DynamoDB can never store, and those in ``rejected`` (eventId -> reason)
+    the sink set aside itself.
     """
     reasons, details = dict(rejected or {}), {}
     try:
-        dynamo.batch_put(table, rows.values())
+        put(table, rows.values())
     except dynamo.Unstorable as exc:
         owner = {tuple(row.get(k) for k in table.key_names): event_id for event_id, row in rows.items()}
         for refusal in exc.refused:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, NamedTuple
+
+# handlers.aws first: it loads boto3 with ``import boto3``. Loaded instead as the parent of boto3.dynamodb.types
+# (the sender's first import), boto3 cost the sender's cold start about 15 ms more on python3.12 (urllib3's
+# regexes and failed imports several times slower; cause not found): bench/README.md, cold start.
+from handlers import aws, retry
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-from handlers import aws, retry
 from handlers.tables import MAX_HASH_KEY_BYTES, Table, declared
 
 GET_CHUNK = 100
@@ -44,8 +46,7 @@ class IncompleteBatch(RuntimeError):
     """DynamoDB left part of a batch unprocessed after every retry."""
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     item: dict
     reason: str
     """Why, naming an attribute or an error code, never a value (it may be logged)."""
@@ -167,7 +168,64 @@ def batch_put(table: Table, items: Iterable[dict], *, dynamodb=None) -> int:
     says which and why.
     """
     dynamodb = dynamodb or client()
-    name, checked = os.environ[table.env_var], declared(table)
+    name = os.environ[table.env_var]
+    refused, storable = _storable(table, items)
+
+    def write(part):
+        request = {name: [{"PutRequest": {"Item": serialized}} for _item, serialized in part]}
+        for _response in _until_processed(dynamodb.batch_write_item, request, "UnprocessedItems",
+                                          f"BatchWriteItem on {name}: items"):
+            pass
+
+    for chunk in _chunks(storable, WRITE_CHUNK):
+        refused += _refused(aws.isolate(chunk, write))
+    if refused:
+        raise Unstorable(refused)
+    return len(storable)
+
+
+def put_newest(table: Table, items: Iterable[dict], attribute: str, *, dynamodb=None) -> int:
+    """Put each item unless ``table`` holds a newer one under its key (a greater number ``attribute``);
+    returns how many were written.
+
+    Newest wins in one step: each item is a put conditioned on the stored one
+    being absent or not newer, 100 a TransactWriteItems call (no read first,
+    and two writers of one key at the same moment cannot both win). An item
+    whose stored one is newer is skipped. Items repeating a key are written
+    once (the last one wins). Items that can never be stored (``batch_put``'s
+    checks, no ``attribute``; DynamoDB's ValidationError for one put of a
+    transaction, or a ValidationException for the call, isolated by splitting
+    it) are not written; once the others are, ``Unstorable`` says which and why.
+    """
+    dynamodb = dynamodb or client()
+    name = os.environ[table.env_var]
+    refused, storable = _storable(table, items)
+    refused += [Refusal(item, f"'{attribute}' is missing") for item, serialized in storable
+                if attribute not in serialized]
+    storable = [(item, serialized) for item, serialized in storable if attribute in serialized]
+    condition = {"ConditionExpression": "attribute_not_exists(#key) OR #newer <= :newer",
+                 "ExpressionAttributeNames": {"#key": table.key_names[0], "#newer": attribute}}
+    written = 0
+
+    def write(part):
+        nonlocal written
+        puts = [{"Put": {"TableName": name, "Item": serialized, **condition,
+                         "ExpressionAttributeValues": {":newer": serialized[attribute]}}} for _item, serialized in part]
+        set_aside = _transact(puts, {"ConditionalCheckFailed", "ValidationError"}, dynamodb, name)
+        written += len(part) - len(set_aside)
+        refused.extend(Refusal(part[i][0], "DynamoDB refused it (ValidationError)", str(reason.get("Message"))[:1000])
+                       for i, reason in set_aside.items() if reason["Code"] == "ValidationError")
+
+    for chunk in _chunks(storable, TRANSACT_CHUNK):
+        refused += _refused(aws.isolate(chunk, write))
+    if refused:
+        raise Unstorable(refused)
+    return written
+
+
+def _storable(table: Table, items: Iterable[dict]) -> tuple[list[Refusal], list[tuple[dict, dict]]]:
+    """Items (the last of each key) -> (refusals of those that can never be stored, (item, serialized) of the rest)."""
+    checked = declared(table)
     unique = {tuple(item.get(k) for k in table.key_names): item for item in items}
     refused, storable = [], []
     for item in unique.values():
@@ -180,19 +238,13 @@ def batch_put(table: Table, items: Iterable[dict], *, dynamodb=None) -> int:
             refused.append(Refusal(item, reason))
         else:
             storable.append((item, serialized))
+    return refused, storable
 
-    def write(part):
-        request = {name: [{"PutRequest": {"Item": serialized}} for _item, serialized in part]}
-        for _response in _until_processed(dynamodb.batch_write_item, request, "UnprocessedItems",
-                                          f"BatchWriteItem on {name}: items"):
-            pass
 
-    for chunk in _chunks(storable, WRITE_CHUNK):
-        refused += [Refusal(item, f"DynamoDB refused it ({aws.error_code(exc)})", str(exc)[:1000])
-                    for (item, _serialized), exc in aws.isolate(chunk, write)]
-    if refused:
-        raise Unstorable(refused)
-    return len(storable)
+def _refused(failed: list[tuple[tuple[dict, dict], BaseException]]) -> list[Refusal]:
+    """``aws.isolate``'s items that failed on their own -> their refusals."""
+    return [Refusal(item, f"DynamoDB refused it ({aws.error_code(exc)})", str(exc)[:1000])
+            for (item, _serialized), exc in failed]
 
 
 def batch_delete(table: Table, keys: Iterable[str], *, dynamodb=None) -> None:
@@ -238,24 +290,34 @@ def put_unless(table: str, items: Iterable[dict], key_name: str, condition: str 
         extra["ConditionExpression"] = condition
     refused: set[str] = set()
     for chunk in _chunks(list(items), TRANSACT_CHUNK):
-        pending = chunk
-        for attempt in range(ATTEMPTS):
-            if not pending:
-                break
-            request = [{"Put": {"TableName": table, "Item": serialize(item), **extra}} for item in pending]
-            try:
-                dynamodb.transact_write_items(TransactItems=request)
-                pending = []
-            except dynamodb.exceptions.TransactionCanceledException as exc:
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-                failed = {i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"}
-                refused |= {pending[i][key_name] for i in failed}
-                pending = [item for i, item in enumerate(pending) if i not in failed]
-                if not failed:
-                    backoff(attempt)
-        if pending:
-            raise IncompleteBatch(f"TransactWriteItems on {table}: items still unwritten after {ATTEMPTS} attempts")
+        puts = [{"Put": {"TableName": table, "Item": serialize(item), **extra}} for item in chunk]
+        refused |= {chunk[i][key_name] for i in _transact(puts, {"ConditionalCheckFailed"}, dynamodb, table)}
     return refused
+
+
+def _transact(puts: list[dict], set_aside: set[str], dynamodb, table: str) -> dict[int, dict]:
+    """One TransactWriteItems of ``puts`` (at most 100), sent again without the puts it was cancelled for
+    with a code in ``set_aside``; returns index -> cancellation reason (``Code``, ``Message``) of those.
+
+    A transaction is all or nothing, so a cancellation for anything else (a
+    conflict with another transaction) is retried with backoff; work still
+    left after the last attempt raises ``IncompleteBatch``.
+    """
+    pending, left_out = list(range(len(puts))), {}
+    for attempt in range(ATTEMPTS):
+        try:
+            dynamodb.transact_write_items(TransactItems=[puts[i] for i in pending])
+            return left_out
+        except dynamodb.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            failed = {pending[j]: reason for j, reason in enumerate(reasons) if reason.get("Code") in set_aside}
+            left_out.update(failed)
+            pending = [i for i in pending if i not in failed]
+            if not pending:
+                return left_out
+            if not failed and attempt < ATTEMPTS - 1:
+                backoff(attempt)
+    raise IncompleteBatch(f"TransactWriteItems on {table}: items still unwritten after {ATTEMPTS} attempts")
 
 
 def query_each(table: str, index: str, key_name: str, values: Iterable[str], *, dynamodb=None) -> dict[str, list[dict]]:

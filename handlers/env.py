@@ -8,11 +8,13 @@ and that the README documents each one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Var:
+# The records on the functions' import path are NamedTuples or plain classes, not dataclasses: creating
+# a dataclass runs generated code, 0.4 to 0.7 ms a class that every cold start pays (bench/README.md,
+# cold start; tests/test_cold_start_path.py).
+class Var(NamedTuple):
     name: str
     description: str
     default: str | None = None

@@ -10,14 +10,13 @@ plugin adding one declares its own ``Function`` (``plugins/inbound/__init__.py``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from handlers import env
 from handlers.env import Var
 
 
-@dataclass(frozen=True)
-class Function:
+class Function(NamedTuple):
     name: str
     """The function's name in the stack (``sender``); Lambda's is ``<project>-<stack>-<name>-<suffix>``."""
     handler: str

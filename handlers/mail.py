@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # SendGrid's limits (Mail Send API reference).
 MAX_RECIPIENTS = 1000          # to + cc + bcc of one personalization
@@ -39,8 +39,7 @@ class InvalidMail(ValueError):
     """The item cannot become a mail; the message names the field."""
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
     email: str
     name: str | None = None
 
@@ -48,23 +47,26 @@ class Address:
         return {"email": self.email, "name": self.name} if self.name else {"email": self.email}
 
 
-@dataclass
 class Mail:
-    id: str
-    sender: Address
-    to: list[Address]
-    subject: str | None = None
-    content: str | None = None
-    html: str | None = None
-    cc: list[Address] = field(default_factory=list)
-    bcc: list[Address] = field(default_factory=list)
-    reply_to: Address | None = None
-    template_id: str | None = None
-    template_data: dict | None = None
-    categories: list[str] = field(default_factory=list)
-    custom_args: dict[str, str] = field(default_factory=dict)
-    dropped: dict[str, str] = field(default_factory=dict)
-    vetoed: str | None = None
+    """A checked mail (``parse``): its fields, the recipients ``before_send`` hooks dropped and their veto.
+
+    A plain class, not a dataclass: see handlers/env.py's Var.
+    """
+
+    def __init__(self, id: str, sender: Address, to: list[Address], subject: str | None = None,
+                 content: str | None = None, html: str | None = None, cc: list[Address] | None = None,
+                 bcc: list[Address] | None = None, reply_to: Address | None = None, template_id: str | None = None,
+                 template_data: dict | None = None, categories: list[str] | None = None,
+                 custom_args: dict[str, str] | None = None, dropped: dict[str, str] | None = None,
+                 vetoed: str | None = None):
+        self.id, self.sender, self.to, self.cc, self.bcc = id, sender, to, cc or [], bcc or []
+        self.subject, self.content, self.html, self.reply_to = subject, content, html, reply_to
+        self.template_id, self.template_data = template_id, template_data
+        self.categories: list[str] = categories or []
+        self.custom_args: dict[str, str] = custom_args or {}
+        self.dropped: dict[str, str] = dropped or {}
+        """Address (lower case) -> why a ``before_send`` hook dropped it."""
+        self.vetoed = vetoed
 
     def kept(self, addresses: list[Address]) -> list[Address]:
         """``addresses`` without the ones a ``before_send`` hook dropped."""

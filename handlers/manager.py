@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import os
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import pluggy
 
@@ -47,30 +45,28 @@ class PluginError(ValueError):
     """The enabled-plugin list or a plugin's registrations are wrong."""
 
 
-@dataclass(frozen=True)
-class EventType:
+class EventType(NamedTuple):
     name: str
     fields: Callable[[dict], dict]
     plugin: str
 
 
-@dataclass(frozen=True)
-class Sink:
+class Sink(NamedTuple):
     name: str
     write: Callable[[list[dict]], None]
     idempotent: bool
     plugin: str
 
 
-@dataclass
 class Plugins:
     """A plugin manager and what its plugins registered (computed once)."""
 
-    names: tuple[str, ...]
-    pm: pluggy.PluginManager
-    event_types: dict[str, EventType] = field(default_factory=dict)
-    sinks: list[Sink] = field(default_factory=list)
-    tables: dict[str, Table] = field(default_factory=dict)
+    def __init__(self, names: tuple[str, ...], pm: pluggy.PluginManager):
+        self.names = names
+        self.pm = pm
+        self.event_types: dict[str, EventType] = {}
+        self.sinks: list[Sink] = []
+        self.tables: dict[str, Table] = {}
 
     @property
     def hook(self):
@@ -130,6 +126,8 @@ def hook_specs(pm: pluggy.PluginManager) -> dict[str, Callable]:
 
 def unknown_message(unknown: list[str], known: list[str], source: str) -> str:
     """``unknown plugin 'bounc' in <source> (did you mean 'bounce'?); known plugins: ...``."""
+    import difflib  # only for this message
+
     def named(name: str) -> str:
         close = difflib.get_close_matches(name, known, n=1)
         return f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")

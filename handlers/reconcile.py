@@ -39,7 +39,6 @@ import hashlib
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from handlers import dynamo, sent_log
@@ -57,15 +56,15 @@ MAX_ID_BYTES = 1000
 MAX_TIMESTAMP = 10 ** 11  # year 5138: anything later is not a Unix time in seconds
 
 
-@dataclass
 class Outcome:
     """What became of each event of a batch."""
 
-    records: list[dict] = field(default_factory=list)
-    rejects: list[dict] = field(default_factory=list)
-    """Rows of the rejects table (``reject``)."""
-    ignored: Counter = field(default_factory=Counter)
-    """Events of a type no plugin enabled, by type."""
+    def __init__(self):
+        self.records: list[dict] = []
+        self.rejects: list[dict] = []
+        """Rows of the rejects table (``reject``)."""
+        self.ignored: Counter = Counter()
+        """Events of a type no plugin enabled, by type."""
 
 
 def message_id(sg_message_id) -> str | None:

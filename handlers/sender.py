@@ -45,7 +45,7 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from handlers import dynamo, env, metrics, sendgrid_api, sent_log
 from handlers.mail import InvalidMail, Mail, parse
@@ -69,8 +69,7 @@ class Refused(Exception):
     """The hooks left the mail unsendable (a veto, no recipient left)."""
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """One invocation's times (``time.monotonic()``): every send over by ``sends_end``, the answer by ``answer_by``."""
 
     sends_end: float

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime, timezone
 
 from handlers import dynamo, redact
@@ -68,8 +68,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class MailItem:
+class MailItem(NamedTuple):
     """One mail sender item: its key and its image as the stream record carries it (wire format)."""
 
     id: str

@@ -28,8 +28,7 @@ import base64
 import binascii
 import functools
 import re
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from handlers import env
 from handlers.apigw import Refused, header
@@ -59,8 +58,7 @@ class ConfigurationError(Refused, RuntimeError):
     answer = "the {what} is misconfigured; it will accept the request once fixed"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     keys: tuple  # cryptography EllipticCurvePublicKey objects
     max_age: int
     allow_unsigned: bool

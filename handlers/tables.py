@@ -7,9 +7,9 @@ drift. Plugins add theirs through the ``register_tables`` hook.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Iterable, Mapping
+from types import MappingProxyType
+from typing import Iterable, Mapping, NamedTuple
 
 from handlers import functions
 
@@ -21,10 +21,10 @@ WEBHOOK = functions.WEBHOOK.name
 MAX_HASH_KEY_BYTES = 2048
 MAX_RANGE_KEY_BYTES = 1024
 _PYTHON_TYPES = {"S": (str,), "N": (int, float, Decimal), "B": (bytes, bytearray)}
+_EMPTY: Mapping = MappingProxyType({})  # a default mapping nothing can change
 
 
-@dataclass(frozen=True)
-class Index:
+class Index(NamedTuple):  # not a dataclass: see handlers/env.py's Var
     """A global secondary index."""
 
     name: str
@@ -32,8 +32,7 @@ class Index:
     range_key: str | None = None
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     """A DynamoDB table: logical name, keys and who may do what on it.
 
     ``name`` is logical ("sent_log"); the deployed table name is the stack's
@@ -46,11 +45,11 @@ class Table:
     name: str
     hash_key: str | None = None
     range_key: str | None = None
-    attribute_types: Mapping[str, str] = field(default_factory=dict)
+    attribute_types: Mapping[str, str] = _EMPTY
     indexes: tuple[Index, ...] = ()
     ttl_attribute: str | None = None
     stream_view_type: str | None = None
-    access: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    access: Mapping[str, tuple[str, ...]] = _EMPTY
 
     @property
     def env_var(self) -> str:
@@ -111,8 +110,7 @@ class Table:
             raise ValueError(f"table {self.name!r} is declared twice with different keys")
         access = {fn: tuple(dict.fromkeys(self.access.get(fn, ()) + other.access.get(fn, ())))
                   for fn in {*self.access, *other.access}}
-        return replace(
-            self,
+        return self._replace(
             attribute_types={**self.attribute_types, **other.attribute_types},
             indexes=self.indexes + tuple(i for i in other.indexes if i not in self.indexes),
             access=access,

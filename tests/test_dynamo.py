@@ -152,3 +152,45 @@ def test_put_all_writes_100_unconditional_puts_per_transaction_and_retries_a_con
                           modeled_fields={"CancellationReasons": [{"Code": "TransactionConflict"}] * 50})
     stub.add_response("transact_write_items", {}, puts(items[100:]))
     dynamo.put_all("t", items, "id", dynamodb=client)
+
+
+def newer_puts(*items):
+    """TransactWriteItems of put_newest: each item put unless the stored one has a greater ``at``."""
+    return {"TransactItems": [{"Put": {
+        "TableName": "t", "Item": dynamo.serialize(item),
+        "ConditionExpression": "attribute_not_exists(#key) OR #newer <= :newer",
+        "ExpressionAttributeNames": {"#key": "id", "#newer": "at"},
+        "ExpressionAttributeValues": {":newer": {"N": str(item["at"])}}}} for item in items]}
+
+
+def test_put_newest_skips_items_a_newer_one_holds_and_sets_aside_what_dynamodb_refuses(stubbed):
+    client, stub = stubbed
+    a, old, bad, b = ({"id": i, "at": n} for i, n in (("a", 5), ("old", 1), ("bad", 7), ("b", 9)))
+    stub.add_client_error("transact_write_items", "TransactionCanceledException", response_meta={},
+                          expected_params=newer_puts(a, old, bad, b), modeled_fields={"CancellationReasons": [
+                              {"Code": "None"}, {"Code": "ConditionalCheckFailed"},
+                              {"Code": "ValidationError", "Message": "Item size has exceeded the maximum"},
+                              {"Code": "None"}]})
+    stub.add_response("transact_write_items", {}, newer_puts(a, b))  # the rest, sent again
+    with pytest.raises(dynamo.Unstorable) as info:
+        dynamo.put_newest(T, [a, old, {"id": "timeless"}, bad, b], "at", dynamodb=client)
+    timeless, refusal = info.value.refused  # "old": a newer one is stored, nothing to do
+    assert timeless.item == {"id": "timeless"} and timeless.reason == "'at' is missing"
+    assert refusal.item == bad and refusal.reason == "DynamoDB refused it (ValidationError)"
+    assert "Item size has exceeded" in refusal.detail
+
+
+def test_put_newest_writes_100_a_call_and_isolates_an_item_a_whole_call_is_refused_for(stubbed):
+    client, stub = stubbed
+    items = [{"id": f"k{i}", "at": i} for i in range(103)]
+    refuse = {"service_error_code": "ValidationException",
+              "service_message": "One or more parameter values were invalid"}
+    stub.add_response("transact_write_items", {}, newer_puts(*items[:100]))
+    stub.add_client_error("transact_write_items", expected_params=newer_puts(*items[100:]), **refuse)
+    stub.add_response("transact_write_items", {}, newer_puts(items[100]))
+    stub.add_client_error("transact_write_items", expected_params=newer_puts(*items[101:]), **refuse)
+    stub.add_client_error("transact_write_items", expected_params=newer_puts(items[101]), **refuse)
+    stub.add_response("transact_write_items", {}, newer_puts(items[102]))
+    with pytest.raises(dynamo.Unstorable) as info:
+        dynamo.put_newest(T, items, "at", dynamodb=client)
+    assert [r.item["id"] for r in info.value.refused] == ["k101"]

@@ -60,7 +60,7 @@ def repost_until_accepted(web, batch, clock) -> list[int]:
     return answers
 
 
-@pytest.mark.parametrize("seed", [7, 11, 12, 13])  # seeds that inject at least 5 faults and one 503
+@pytest.mark.parametrize("seed", [4, 7, 8, 9])  # seeds that inject at least 5 faults and one 503
 def test_random_dynamodb_faults_end_in_the_same_tables_and_one_notification_per_event(endpoint, monkeypatch, seed):
     FakeClock(monkeypatch)  # botocore's and the handlers' waits take no time
     clock = [1_800_000_000.0]
@@ -97,9 +97,9 @@ def test_a_1000_event_batch_costs_tens_of_dynamodb_calls_not_thousands(endpoint,
     status, counts = web.post(events)
     assert status == 200 and counts["accepted"] == 1000 and len(notify.seen) == 1000
     gets, writes, claims = math.ceil(1000 / 100), math.ceil(1000 / 25), math.ceil(1000 / 100)
-    # reads: sent log + processed ids + stored bounce rows; writes: bounce rows, claims settled, events marked;
-    # claims. Measured: 30 BatchGetItem + 80 BatchWriteItem + 20 TransactWriteItems (claims; events marked,
-    # 100 a call) = 130.
+    # reads: sent log + processed ids; writes: bounce rows, claims settled, events marked; claims. Measured:
+    # 20 BatchGetItem + 40 BatchWriteItem (claims settled) + 30 TransactWriteItems (bounce rows, claims,
+    # events marked, 100 a call) = 90.
     assert calls.total <= 3 * gets + 3 * writes + claims, calls.made
     assert calls.made["GetItem"] == calls.made["PutItem"] == calls.made["Query"] == 0
 

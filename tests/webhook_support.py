@@ -250,7 +250,9 @@ class Poison:
 
     DynamoDB: a BatchWriteItem into one of ``tables`` (logical names) holding
     ``marker`` anywhere is refused whole with a ValidationException, as
-    DynamoDB refuses a batch with one bad item. SNS (``sns_client``): a
+    DynamoDB refuses a batch with one bad item; a TransactWriteItems putting
+    such an item is cancelled, with a ValidationError for that put (and
+    "None" for the others), as DynamoDB cancels one. SNS (``sns_client``): a
     PublishBatch entry holding it fails as InvalidParameter (sender's fault);
     the entries beside it fail on SNS's side, to be sent again.
     """
@@ -262,6 +264,8 @@ class Poison:
             intercept(sns_client, self._sns)
 
     def _dynamodb(self, request):
+        if operation("dynamodb", request) == "TransactWriteItems":
+            return self._transaction(request)
         if operation("dynamodb", request) != "BatchWriteItem":
             return None
         names = {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
@@ -271,6 +275,18 @@ class Poison:
         self.refused["dynamodb"] += 1
         return _response(400, {"__type": "com.amazon.coral.validate#ValidationException",
                                "message": "One or more parameter values were invalid: injected"})
+
+    def _transaction(self, request):
+        names = {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
+        puts = [action.get("Put", {}) for action in json.loads(request.body)["TransactItems"]]
+        bad = [put.get("TableName") in names and self.marker in json.dumps(put.get("Item")) for put in puts]
+        if not any(bad):
+            return None
+        self.refused["dynamodb"] += 1
+        reasons = [{"Code": "ValidationError", "Message": "One or more parameter values were invalid: injected"}
+                   if refused else {"Code": "None"} for refused in bad]
+        return _response(400, {"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                               "message": "Transaction cancelled", "CancellationReasons": reasons})
 
     def _sns(self, request):
         if operation("sns", request) != "PublishBatch":
