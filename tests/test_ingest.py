@@ -55,7 +55,7 @@ def test_stored_and_forged_posts_are_deleted_only_a_transient_failure_is_retried
     forged = body_of([bounce(3)])
     messages = [queued(good, key.headers(good)), queued(forged, WebhookKey().headers(forged)),
                 queued(forged, {}), queued(later, key.headers(later))]
-    faults = Faults(1.0, kinds=("throttle",), lost=0.0, operations=frozenset({"BatchWriteItem"}))
+    faults = Faults(1.0, kinds=("throttle",), lost=0.0, operations=frozenset({"BatchWriteItem", "TransactWriteItems"}))
     faults.on = False
     answer = ingest.consume({"Records": messages[:3]}, lambda: plugins)
     assert answer == {"batchItemFailures": []}  # stored, forged, unsigned: none is received again
