@@ -81,12 +81,13 @@ def parse_names(value: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def known_plugins() -> dict[str, Callable[[], object]]:
-    """Every plugin that could be enabled: name -> loader (nothing imported yet)."""
+def known_plugins(installed: bool = True) -> dict[str, Callable[[], object]]:
+    """Every plugin that could be enabled: name -> loader (nothing imported yet); the built-in ones only
+    when not ``installed`` (no scan of the installed packages' entry points)."""
     known: dict[str, Callable[[], object]] = {
         name: functools.partial(importlib.import_module, path) for name, path in BUILTIN_PLUGINS.items()
     }
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(group=ENTRY_POINT_GROUP) if installed else ():
         if ep.name in known:
             raise PluginError(f"plugin name {ep.name!r} from package entry point {ep.value!r} "
                               "is already taken by a built-in plugin")
@@ -94,17 +95,21 @@ def known_plugins() -> dict[str, Callable[[], object]]:
     return known
 
 
-def build(names: Iterable[str] | str | None = None, source: str = "ENABLED_PLUGINS") -> Plugins:
+def build(names: Iterable[str] | str | None = None, source: str = "ENABLED_PLUGINS", *,
+          check_installed: bool = True) -> Plugins:
     """A fresh plugin manager with exactly ``names`` registered.
 
     ``names`` may be a comma-separated string (as in ``ENABLED_PLUGINS``), an
     iterable, or None for the defaults. Unknown names fail loudly, naming
     ``source`` (where the list came from) and the closest known names.
+    ``check_installed``: read the installed packages' entry points even when
+    every name is built in, to refuse a package that takes a built-in's name
+    (the deploy side does; a Lambda cold start need not: ``enabled_plugins``).
     """
     if names is None or isinstance(names, str):
         names = parse_names(names)
     names = tuple(dict.fromkeys(names))
-    known = known_plugins()
+    known = known_plugins(check_installed or any(n not in BUILTIN_PLUGINS for n in names))
     unknown = [n for n in names if n not in known]
     if unknown:
         raise PluginError(unknown_message(unknown, sorted(known), source))
@@ -176,5 +181,11 @@ def _collect(plugins: Plugins) -> Plugins:
 
 @functools.cache
 def enabled_plugins() -> Plugins:
-    """The process-wide plugins, from ``ENABLED_PLUGINS`` (built once per cold start)."""
-    return build(os.environ.get("ENABLED_PLUGINS"))
+    """The process-wide plugins, from ``ENABLED_PLUGINS`` (built once per cold start).
+
+    Installed packages' entry points are read only for a name that is not
+    built in (1.5 ms of a cold start otherwise, bench/README.md): the program
+    built the same list with the check (``pulumi up`` refuses a package
+    taking a built-in's name), and the layer holds the packages it saw.
+    """
+    return build(os.environ.get("ENABLED_PLUGINS"), check_installed=False)

@@ -103,3 +103,20 @@ def test_an_event_type_returning_a_core_record_key_is_an_error_at_start(monkeypa
     event = {"event": "custom", "email": "a@example.com", "timestamp": 1, "sg_event_id": "real"}
     record = reconcile.build_record(event, event_type, {})
     assert record["eventId"] == "real" and record["note"] == 1
+
+
+def test_a_cold_start_reads_installed_packages_only_for_a_name_not_built_in(monkeypatch):
+    """``enabled_plugins`` (Lambda) skips the entry-point scan for built-in names; ``build`` (deploy) never does."""
+    scans = []
+    monkeypatch.setattr(manager, "entry_points", lambda **kwargs: scans.append(kwargs) or [])
+    monkeypatch.setenv("ENABLED_PLUGINS", "bounce,dropped,dynamodb")
+    manager.enabled_plugins.cache_clear()
+    try:
+        assert manager.enabled_plugins().names == ("bounce", "dropped", "dynamodb") and scans == []
+    finally:
+        manager.enabled_plugins.cache_clear()
+    manager.build("bounce")
+    assert scans == [{"group": manager.ENTRY_POINT_GROUP}]  # the deploy side refuses a package shadowing one
+    with pytest.raises(manager.PluginError, match="unknown plugin 'jsonlog'"):
+        manager.build("bounce,jsonlog", check_installed=False)
+    assert len(scans) == 2  # a name not built in: the installed packages are read
