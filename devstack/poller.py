@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
+
+from devstack.background import Loop
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,10 @@ def failed_position(batch: list[dict], result) -> int | None:
     return min(positions[i] for i in ids)
 
 
-class StreamPoller:
+class StreamPoller(Loop):
     """Polls the stream of ``mapping`` (a ``devstack.applied.StreamMapping``) and invokes ``function``."""
+
+    thread_name = "stream-poller"
 
     def __init__(self, streams, mapping, function, *, region: str, on_failure=None,
                  interval: float = 0.1, retry_delay: float = 0.2):
@@ -109,8 +112,6 @@ class StreamPoller:
         self._buffer: list[dict] = []
         self._iterators: dict[str, str] = {}
         self._shard_of: dict[str, str] = {}  # sequence number -> shard (for the on-failure message)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "StreamPoller":
         arn = self.mapping.stream_arn
@@ -118,24 +119,16 @@ class StreamPoller:
             self._iterators[shard["ShardId"]] = self.streams.get_shard_iterator(
                 StreamArn=arn, ShardId=shard["ShardId"],
                 ShardIteratorType=self.mapping.starting_position)["ShardIterator"]
-        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._read()
-            except Exception:
-                log.exception("reading the stream failed")
-            self._deliver()
-            if not self._buffer:
-                self._stop.wait(self.interval)
+    def step(self) -> bool:
+        """Read what the stream has, deliver what is buffered; whether records are still waiting."""
+        try:
+            self._read()
+        except Exception:
+            log.exception("reading the stream failed")
+        self._deliver()
+        return bool(self._buffer)
 
     def _read(self) -> None:
         for shard, iterator in list(self._iterators.items()):
@@ -152,7 +145,7 @@ class StreamPoller:
     def _deliver(self) -> None:
         full = self.mapping.batch_size
         attempts, limit, split = 0, full, 0  # split: records left of the batch that was bisected
-        while self._buffer and not self._stop.is_set():
+        while self._buffer and not self.stopped:
             if self._expired():
                 attempts, limit, split = 0, full, 0
                 continue
@@ -186,7 +179,7 @@ class StreamPoller:
                 self._discard(failed, attempts, "RetryAttemptsExhausted")
                 attempts, limit, split = 0, full, 0
             else:
-                self._stop.wait(self.retry_delay * 2 ** min(attempts - 1, 5))
+                self.wait(self.retry_delay * 2 ** min(attempts - 1, 5))
 
     def _expired(self) -> bool:
         """Drop the records at the head of the buffer that are older than the mapping allows."""

@@ -18,7 +18,8 @@ retry comes within a test's patience. One invocation at a time.
 from __future__ import annotations
 
 import logging
-import threading
+
+from devstack.background import Loop
 
 log = logging.getLogger(__name__)
 
@@ -48,36 +49,20 @@ def failed_ids(batch: list[dict], result, report_failures: bool) -> set[str]:
     return every if not ids <= every else ids
 
 
-class QueuePoller:
+class QueuePoller(Loop):
     """Polls the queue of ``mapping`` (a ``devstack.applied.QueueMapping``) and invokes ``function``."""
+
+    thread_name = "queue-poller"
+    join_seconds = 60.0
 
     def __init__(self, sqs, mapping, function, *, region: str, interval: float = 0.1, retry_delay: float = 0.5):
         self.sqs, self.mapping, self.function, self.region = sqs, mapping, function, region
         self.interval = interval
         self.hidden = max(1, min(int(round(retry_delay)) or 1, mapping.visibility_timeout))
         self.invocations = self.delivered = self.failed = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "QueuePoller":
-        self._thread = threading.Thread(target=self._run, name="queue-poller", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.poll()
-            except Exception:
-                log.exception("polling the queue failed")
-                busy = False
-            if not busy:
-                self._stop.wait(self.interval)
+    def step(self) -> bool:
+        return self.poll()
 
     def drained(self, sqs=None) -> bool:
         """Whether the queue holds nothing, not even a message being processed (``sqs``: a client allowed
