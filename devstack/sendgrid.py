@@ -161,6 +161,7 @@ class SendGridStandIn(LoopbackServer):
         self.accepted: list[Accepted] = []
         self.requests = 0
         self.arrivals: list[float] = []  # time.monotonic() of every Mail Send request
+        self.in_flight = self.most_in_flight = 0  # requests being answered now; the most at once
         self.latency = 0.0  # seconds every answer takes (scripted delays come on top)
         self.script: deque[Scripted] = deque()
         self._lock = threading.Lock()
@@ -186,6 +187,16 @@ class SendGridStandIn(LoopbackServer):
         http.wfile.write(data)
 
     def handle(self, http) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self._handle(http)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _handle(self, http) -> None:
         length = int(http.headers.get("Content-Length") or 0)
         raw = http.rfile.read(length)
         with self._lock:

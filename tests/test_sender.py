@@ -216,8 +216,9 @@ def test_twenty_records_are_sent_concurrently(stack, sendgrid):
     assert len(sendgrid.accepted) == 20
     # One after another this takes >= 20 * latency (10 s); concurrently about 1-2 * latency.
     assert elapsed < 20 * latency / 2.5, elapsed
-    in_flight_with_the_first = sum(1 for t in sendgrid.arrivals if t < sendgrid.arrivals[0] + latency)
-    assert in_flight_with_the_first >= 3
+    # Requests answered at the same time (counted by the stand-in, whatever the machine's load: the
+    # arrivals' spread was, and a busy machine spreads the claims before them).
+    assert sendgrid.most_in_flight >= 3
 
 
 def test_the_dynamodb_connection_pool_holds_every_sender_thread(aws):
