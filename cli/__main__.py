@@ -31,7 +31,8 @@ THROTTLING = frozenset({"ThrottlingException", "ProvisionedThroughputExceededExc
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Operate a sendgrid-events stack: a mail's story, who to stop mailing, "
-                               "bounce reports, SendGrid's suppressions backfilled.")
+                               "bounce reports, SendGrid's suppressions backfilled, set-aside events "
+                               "replayed, failed sends and posts re-driven.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"cli.{name}").register(subparsers)
