@@ -176,3 +176,11 @@ def test_a_queue_hidden_for_less_than_the_functions_timeout_is_refused_as_lambda
     monkeypatch.setattr(ingest, "VISIBILITY_FACTOR", 0)  # visible again at once, for a 29 s function
     with pytest.raises(ApplyError, match="visibility timeout: 0 seconds is less than Function timeout: 29"):
         local_stack()
+
+
+def test_the_drain_is_bounded_and_a_bound_lambda_refuses_stops_up(local_stack, monkeypatch):
+    from devstack.apply import ApplyError
+
+    monkeypatch.setattr(ingest, "MAX_CONCURRENCY", 1)  # Lambda takes 2 to 1000
+    with pytest.raises(ApplyError, match="MaximumConcurrency 1 is not from 2 to 1000"):
+        local_stack()

@@ -77,6 +77,7 @@ def test_the_webhook_function_drains_the_queue_with_partial_batch_responses(made
     assert mapping.inputs["functionName"] == f"{PROJECT}-{STACK}-{WEBHOOK}"
     assert mapping.inputs["batchSize"] == ingest.BATCH_SIZE
     assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping.inputs["scalingConfig"] == {"maximumConcurrency": ingest.MAX_CONCURRENCY}  # a drain is bounded
     granted = {}
     for statement in made.policies(WEBHOOK):
         for resource in statement["Resource"]:

@@ -90,6 +90,12 @@ def lambda_event_source_mapping(aws: Applier, name: str, inputs: dict):
     if inputs.get("filterCriteria"):
         request["FilterCriteria"] = {"Filters": [{"Pattern": f["pattern"]}
                                                  for f in inputs["filterCriteria"]["filters"]]}
+    concurrency = (inputs.get("scalingConfig") or {}).get("maximumConcurrency")
+    if concurrency is not None:
+        if not 2 <= concurrency <= 1000:  # Lambda refuses it (moto does not check)
+            raise ApplyError(f"ScalingConfig.MaximumConcurrency {concurrency} is not from 2 to 1000 "
+                             "(InvalidParameterValueException)")
+        request["ScalingConfig"] = {"MaximumConcurrency": concurrency}
     on_failure = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn")
     if on_failure:
         request["DestinationConfig"] = {"OnFailure": {"Destination": on_failure}}
