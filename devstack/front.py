@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
 from devstack import vtl
-from devstack.http import LoopbackServer
+from devstack.http import LoopbackServer, reply
 from devstack.lambdas import FunctionTimeout
 
 log = logging.getLogger(__name__)
@@ -242,11 +242,4 @@ class ApiFront(LoopbackServer):
     def _reply(self, http: BaseHTTPRequestHandler, status: int, headers: dict, data: bytes) -> None:
         with self._lock:
             self.answers.append(status)
-        http.send_response(status)
-        headers = {"Content-Type": "application/json", **headers}
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection"):
-                http.send_header(name, value)
-        http.send_header("Content-Length", str(len(data)))
-        http.end_headers()
-        http.wfile.write(data)
+        reply(http, status, headers, data)

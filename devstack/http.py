@@ -6,6 +6,23 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "content-length")  # the server's own to set
+
+
+def reply(http: BaseHTTPRequestHandler, status: int, headers: dict, data: bytes) -> None:
+    """Answer ``status`` with ``data``: JSON unless ``headers`` name another type (any case); hop-by-hop
+    headers given are left out (this server sets them)."""
+    given = {name.lower(): (name, value) for name, value in headers.items()}
+    given.setdefault("content-type", ("Content-Type", "application/json"))
+    http.send_response(status)
+    for lowered, (name, value) in given.items():
+        if lowered not in HOP_BY_HOP:
+            http.send_header(name, value)
+    http.send_header("Content-Length", str(len(data)))
+    http.end_headers()
+    http.wfile.write(data)
+
+
 class LoopbackServer:
     """Hands every request (any method) to ``handle(http)``; subclasses implement it."""
 

@@ -27,11 +27,10 @@ import re
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
-from devstack.http import LoopbackServer
+from devstack.http import LoopbackServer, reply
 from devstack.lambdas import FunctionError, FunctionTimeout
 
 INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
 class LambdaApi(LoopbackServer):
@@ -49,12 +48,12 @@ class LambdaApi(LoopbackServer):
         body = http.rfile.read(int(http.headers.get("Content-Length") or 0))
         found = INVOKE.match(urllib.parse.urlsplit(http.path).path)
         if found and http.command == "POST":
-            return self._reply(http, *self._invoke(urllib.parse.unquote(found["name"]), body))
+            return reply(http, *self._invoke(urllib.parse.unquote(found["name"]), body))
         connection = HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)
         try:
             connection.request(http.command, http.path, body=body, headers=dict(http.headers.items()))
             answer = connection.getresponse()
-            self._reply(http, answer.status, dict(answer.getheaders()), answer.read())
+            reply(http, answer.status, dict(answer.getheaders()), answer.read())
         finally:
             connection.close()
 
@@ -75,14 +74,3 @@ class LambdaApi(LoopbackServer):
     def _failed(kind: str, message: str) -> tuple[int, dict, bytes]:
         return 200, {"X-Amz-Function-Error": "Unhandled"}, json.dumps(
             {"errorType": kind, "errorMessage": message}).encode()
-
-    @staticmethod
-    def _reply(http: BaseHTTPRequestHandler, status: int, headers: dict, data: bytes) -> None:
-        http.send_response(status)
-        headers = {"content-type": "application/json", **{k.lower(): v for k, v in headers.items()}}
-        for name, value in headers.items():
-            if name not in HOP_BY_HOP:
-                http.send_header(name, value)
-        http.send_header("Content-Length", str(len(data)))
-        http.end_headers()
-        http.wfile.write(data)
