@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli.errors import UsageError
+from devstack import state as local_state
 from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS
 from handlers import env
 
@@ -66,13 +67,7 @@ class Target:
         """A boto3 session for this stack (the local stack's credentials and region, or the environment's)."""
         import boto3
 
-        if not self.aws_env:
-            return boto3.session.Session()
-        return boto3.session.Session(
-            aws_access_key_id=self.aws_env.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=self.aws_env.get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=self.aws_env.get("AWS_SESSION_TOKEN"),
-            region_name=self.aws_env.get("AWS_DEFAULT_REGION") or self.aws_env.get("AWS_REGION"))
+        return local_state.session(self.aws_env) if self.aws_env else boto3.session.Session()
 
     def client(self, service: str):
         """A boto3 client of ``service`` on this stack (the local endpoint when local: the service's own,
@@ -80,9 +75,8 @@ class Target:
         retries (throttling waited out), but a stack that cannot be reached is said within seconds."""
         from botocore.config import Config
 
-        endpoint = self.aws_env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or self.aws_env.get("AWS_ENDPOINT_URL")
         config = Config(retries={"mode": "standard", "max_attempts": AWS_ATTEMPTS}, connect_timeout=5, read_timeout=60)
-        return self.session.client(service, config=config, **({"endpoint_url": endpoint} if endpoint else {}))
+        return self.session.client(service, config=config, endpoint_url=local_state.endpoint(self.aws_env, service))
 
     def sendgrid(self) -> tuple[str, str]:
         """SendGrid's API base URL and key; a clear error when there is no key."""

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from devstack.stack import Options, Stack
-from devstack.state import DEFAULT_STATE, read_state, state_client
+from devstack.state import DEFAULT_STATE, client, read_state
 from handlers.manager import PluginError
 
 
@@ -100,7 +100,7 @@ def show_messages(args) -> int:
     from devstack import messages
 
     state = read_state(Path(args.state))
-    sqs = state_client(state, "sqs")
+    sqs = client(state["aws_env"], "sqs")
     while True:
         for found in messages.take(sqs, state["queues"]["messages"], messages.WAIT_SECONDS if args.follow else 0):
             print(json.dumps(found) if args.json else messages.show(found), flush=True)

@@ -39,14 +39,25 @@ def read_state(path: Path = DEFAULT_STATE) -> dict:
         raise SystemExit(f"devstack: no state file at {path}; is `python -m devstack up` running?") from None
 
 
-def state_client(state: dict, service: str):
-    """A boto3 client for a running stack (its state file's endpoint), as its administrator."""
+def session(aws_env: dict):
+    """A boto3 session from ``AWS_*`` variables (a state file's ``aws_env``): credentials and region."""
     import boto3
 
-    aws = state["aws_env"]
-    return boto3.session.Session(aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-                                 aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
-                                 region_name=state["region"]).client(service, endpoint_url=state["aws_endpoint_url"])
+    return boto3.session.Session(
+        aws_access_key_id=aws_env.get("AWS_ACCESS_KEY_ID"), aws_secret_access_key=aws_env.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=aws_env.get("AWS_SESSION_TOKEN"),
+        region_name=aws_env.get("AWS_DEFAULT_REGION") or aws_env.get("AWS_REGION"))
+
+
+def endpoint(aws_env: dict, service: str) -> str | None:
+    """The endpoint ``aws_env`` gives ``service``: its own (``AWS_ENDPOINT_URL_<SERVICE>``, as boto3 reads
+    them: the local Lambda API), else the general one."""
+    return aws_env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or aws_env.get("AWS_ENDPOINT_URL")
+
+
+def client(aws_env: dict, service: str, **options):
+    """A boto3 client of ``service`` as ``aws_env`` says (a running stack's, as its administrator)."""
+    return session(aws_env).client(service, endpoint_url=endpoint(aws_env, service), **options)
 
 
 def remove_state(path: Path, pid: int) -> None:
