@@ -40,6 +40,7 @@ from handlers.sender_item import WRITTEN_ATTRIBUTES
 from handlers.tables import MAIL_SENDER
 
 RESENDABLE = (None, "failed")
+RESEND, IN_FLIGHT = "resend", "in flight: check SendGrid before resending"  # what an item still needs
 READ_VISIBILITY_SECONDS = 60  # how long a message read here stays hidden from another reader
 GONE_FROM_STREAM = ("TrimmedDataAccessException", "ExpiredIteratorException", "ResourceNotFoundException")
 
@@ -121,8 +122,8 @@ def action_for(item: dict | None) -> str:
     if item.get("resentAs"):
         return f"resent as {item['resentAs']}"
     if status in RESENDABLE:
-        return "resend"
-    return "in flight: check SendGrid before resending" if status == "sending" else "nothing"
+        return RESEND
+    return IN_FLIGHT if status == "sending" else "nothing"
 
 
 def queue_of(target, name: str, what: str) -> str:
@@ -193,12 +194,11 @@ def run_sender(target, args) -> int:
                                        ConsistentRead=True)
             item = dynamo.deserialize(answer["Item"]) if "Item" in answer else None
             action = action_for(item)
-            if args.resend and action == "resend":
+            if args.resend and action == RESEND:
                 action = f"resent as {resend(dynamodb, mail_table, item)}"
             entry["items"].append({"id": item_id, "status": (item or {}).get("status"),
                                    "error": (item or {}).get("error"), "action": action})
-        settled = not entry["expired"] and not any(i["action"] in ("resend",) or i["action"].startswith("in flight")
-                                                   for i in entry["items"])
+        settled = not entry["expired"] and not any(i["action"] in (RESEND, IN_FLIGHT) for i in entry["items"])
         (handled if args.resend and settled else kept).append(message["ReceiptHandle"])
         entry["deleted"] = args.resend and settled
         report.append(entry)
