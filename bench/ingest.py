@@ -14,11 +14,11 @@ invocation at a time (Lambda would run several at once).
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 
 from bench.common import Row, median, ms
+from devstack import http
+from devstack.eventwebhook import batch_body
 from devstack.queue_poller import QueuePoller
 from devstack.stack import wait_for
 from devstack.testing import running
@@ -37,13 +37,14 @@ def events(tag: str, n: int) -> list[dict]:
 
 def post(stack, batch: list[dict]) -> float:
     """Seconds to the answer (which must be 2xx)."""
-    body = json.dumps(batch, separators=(",", ":")).encode() + b"\r\n"
-    request = urllib.request.Request(stack.state["webhook_url"], data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **stack.key.headers(body)})
+    body = batch_body(batch)
+    headers = stack.key.headers(body)
     start = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        answer.read()
-    return time.perf_counter() - start
+    status, answer = http.post(stack.state["webhook_url"], body, headers)
+    elapsed = time.perf_counter() - start
+    if not 200 <= status < 300:
+        raise RuntimeError(f"a post was answered {status}: {answer[:200]!r}")
+    return elapsed
 
 
 def answers(mode: str, posts: int, tag: str, burst: int = 0) -> tuple[list[float], float | None]:
@@ -91,7 +92,7 @@ def run(quick: bool = False) -> list[Row]:
     stored = burst * EVENTS
     note = f"{EVENTS} bounce events a post; median of {len(times['queue'])} posts per mode, stacks alternating"
     return [
-        Row("ingest", f"answer a post: queue vs direct", direct / queue, ms(queue), ms(direct), note),
+        Row("ingest", "answer a post: queue vs direct", direct / queue, ms(queue), ms(direct), note),
         Row("ingest", "queue drain, one invocation at a time", None,
             f"{burst / seconds:.1f} posts/s ({stored / seconds:.0f} events/s)", "",
             f"{burst} queued posts of {EVENTS} events stored in {seconds:.1f} s (batches of 5)"),

@@ -1,9 +1,25 @@
-"""The one way devstack serves HTTP: a threaded server on 127.0.0.1, on a free port."""
+"""The one way devstack serves HTTP (a threaded server on 127.0.0.1, on a free port), and posts to it."""
 
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+
+
+def post(url: str, body: bytes, headers: dict, timeout: float = 60) -> tuple[int, bytes]:
+    """POST ``body`` to ``url`` (JSON unless ``headers`` say otherwise): the status and the answer's body,
+    an error status's too."""
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with _OPENER.open(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "content-length")  # the server's own to set

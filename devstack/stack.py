@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from devstack import applied, messages
+from devstack import applied, http, messages
 from devstack.apply import Applier, ApplyError
 from devstack.aws import LocalAWS
-from devstack.eventwebhook import EventPoster, WebhookKey
+from devstack.eventwebhook import EventPoster, WebhookKey, batch_body
 from devstack.front import ApiFront, Services
 from devstack.invoke import LambdaApi
 from devstack.lambdas import Function
@@ -296,6 +296,12 @@ class Stack:
         pages = self.aws.client("dynamodb").get_paginator("scan").paginate(
             TableName=self.table(logical), ConsistentRead=True)
         return [dynamo.deserialize(i) for page in pages for i in page["Items"]]
+
+    def post(self, events: list, key: WebhookKey | None = None) -> tuple[int, bytes]:
+        """Post ``events`` to the webhook URL as SendGrid does, signed with ``key`` (the webhook's own unless
+        told); the status and the answer."""
+        body = batch_body(events)
+        return http.post(self.state["webhook_url"], body, (key or self.key).headers(body))
 
     def messages(self, wait: int = 0) -> list[dict]:
         """What SNS published since the last call (``devstack.messages``), oldest first."""

@@ -11,13 +11,12 @@ it to the local webhook URL.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import yaml
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from devstack import http
 from devstack.eventwebhook import WebhookKey, batch_body
 from handlers import hookspecs, manager
 from infra import deploy
@@ -25,7 +24,6 @@ from infra import deploy
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 KINDS = {"register_event_types": "event type", "register_sinks": "sink", "register_tables": "tables",
          "before_send": "sender", "after_send": "sender", "inbound_mail": "inbound"}
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
 def plugin_rows() -> list[dict]:
@@ -60,13 +58,8 @@ def post(state: dict, events) -> tuple[int, str]:
     """Sign ``events`` (a list, or one event) with the local webhook's key and post them; (status, answer)."""
     key = WebhookKey(load_pem_private_key(state["webhook_private_key_pem"].encode(), None))
     body = batch_body(events if isinstance(events, list) else [events])
-    request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **key.headers(body)})
-    try:
-        with _OPENER.open(request, timeout=60) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    status, answer = http.post(state["webhook_url"], body, key.headers(body))
+    return status, answer.decode()
 
 
 def load_events(path: Path):

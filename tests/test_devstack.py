@@ -12,15 +12,13 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack import demo
+from devstack import demo, http, tools
 from devstack.eventwebhook import WebhookKey, batch_body
 from devstack.stack import wait_for
 from devstack.testing import local_stack  # noqa: F401  (the fixture)
@@ -153,13 +151,7 @@ def test_state_file_describes_what_is_running(local_stack, tmp_path):
                         "sg_event_id": "hand-made-1", "sg_message_id": "nosuchmessage.filter0001"}])
 
     def post(headers):
-        request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
-                                         headers={"Content-Type": "application/json", **headers})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        return http.post(state["webhook_url"], body, headers, timeout=10)[0]
 
     # ingest: queue (the default): API Gateway answers once SQS has a post; the function refuses forged ones.
     assert post({}) == post(WebhookKey().headers(body)) == 200
@@ -286,8 +278,6 @@ def test_concurrent_posts_with_sns_keep_moto_small_and_sigterm_stops_up(tmp_path
     """4 posts of 100 events at once with the sns sink (claims in TransactWriteItems), then SIGTERM."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     path = tmp_path / "state.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     up = subprocess.Popen([sys.executable, "-m", "devstack", "up", "--state", str(path),
@@ -297,21 +287,14 @@ def test_concurrent_posts_with_sns_keep_moto_small_and_sigterm_stops_up(tmp_path
         wait_for(lambda: path.exists() or up.poll() is not None, "the state file of `devstack up`", timeout=90)
         assert up.poll() is None, up.stdout.read()
         state = json.loads(path.read_text())
-        key = WebhookKey(load_pem_private_key(state["webhook_private_key_pem"].encode(), None))
 
         def post(n):
-            body = batch_body([{"event": "bounce", "email": f"b{n}-{i}@bounce.test", "timestamp": 1700000000 + i,
-                                "sg_event_id": f"storm-{n}-{i}", "sg_message_id": f"m{n}-{i}.filter"}
-                               for i in range(100)])
+            events = [{"event": "bounce", "email": f"b{n}-{i}@bounce.test", "timestamp": 1700000000 + i,
+                       "sg_event_id": f"storm-{n}-{i}", "sg_message_id": f"m{n}-{i}.filter"} for i in range(100)]
             for _ in range(5):  # as SendGrid does: a 503 (this machine too busy for the budget) is posted again
-                request = urllib.request.Request(state["webhook_url"], data=body, method="POST",
-                                                 headers={"Content-Type": "application/json", **key.headers(body)})
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as answer:
-                        return answer.status
-                except urllib.error.HTTPError as exc:
-                    if exc.code != 503:
-                        return exc.code
+                status, _ = tools.post(state, events)  # signed with the state file's key
+                if status != 503:
+                    return status
                 time.sleep(1)
             return 503
 

@@ -1,21 +1,16 @@
 """Inbound Parse end to end over HTTP through the local stack: a signed multipart post lands in the bucket."""
 
 import json
-import urllib.error
-import urllib.request
 
+from devstack import http
 from devstack.testing import local_stack  # noqa: F401  (the fixture)
 from tests.test_inbound import ATTACHMENT, parsed_mail
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
 def post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
-    try:
-        with _OPENER.open(urllib.request.Request(url, data=body, headers=headers, method="POST"), timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    status, answer = http.post(url, body, headers, timeout=10)
+    return status, json.loads(answer)
 
 
 def test_a_signed_multipart_inbound_parse_post_is_stored_and_an_unsigned_one_refused(local_stack):
