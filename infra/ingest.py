@@ -32,12 +32,12 @@ import pulumi_aws as aws
 
 from handlers import ingest as message
 from handlers.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from infra import queues
 from infra.function import policy_document
 from infra.plugins import KMS_ACTIONS
 
 QUEUE = "queue"  # infra.config.INGEST_MODES: queue | direct
 MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's limit since 2025 (body and attributes)
-RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: the queue and its dead-letter queue
 MAX_RECEIVES = 10  # receives of a failing message before it moves to the dead-letter queue
 BATCH_SIZE = 5  # posts per invocation: each may take the webhook's whole 20 s answer budget
 # Invocations draining the queue at once (Lambda's SQS maximum concurrency, 2 to 1000): after an outage the
@@ -120,16 +120,12 @@ class IngestQueue(pulumi.ComponentResource):
         super().__init__("sendgrid-events:infra:IngestQueue", name, None, opts)
         self._name, self._kms = name, args.kms_key_arn
         child = pulumi.ResourceOptions(parent=self)
-        encryption = ({"kms_master_key_id": args.kms_key_arn} if args.kms_key_arn is not None
-                      else {"sqs_managed_sse_enabled": True})
-        self.dlq = aws.sqs.Queue(f"{name}-dlq", message_retention_seconds=RETENTION_SECONDS,
-                                 max_message_size=MAX_MESSAGE_BYTES, **encryption, opts=child)
-        self.queue = aws.sqs.Queue(
-            name, message_retention_seconds=RETENTION_SECONDS, max_message_size=MAX_MESSAGE_BYTES,
+        self.dlq = queues.queue(f"{name}-dlq", args.kms_key_arn, child, max_message_size=MAX_MESSAGE_BYTES)
+        self.queue = queues.queue(
+            name, args.kms_key_arn, child, max_message_size=MAX_MESSAGE_BYTES,
             visibility_timeout_seconds=VISIBILITY_FACTOR * args.function_timeout,
             redrive_policy=self.dlq.arn.apply(lambda arn: json.dumps(
-                {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES})),
-            **encryption, opts=child)
+                {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES})))
         self.role = aws.iam.Role(f"{name}-apigateway", description="API Gateway puts webhook posts on the queue",
                                  assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                                      "Effect": "Allow", "Action": "sts:AssumeRole",

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra import queues
 from infra.function import policy_document
 from infra.plugins import KMS_ACTIONS
 
 BATCH_SIZE = 100
 INSERT_ONLY = json.dumps({"eventName": ["INSERT"]})
-QUEUE_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum
 
 
 @dataclass
@@ -41,10 +41,7 @@ class StreamTrigger(pulumi.ComponentResource):
         super().__init__("sendgrid-events:infra:StreamTrigger", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        encryption = ({"kms_master_key_id": args.kms_key_arn} if args.kms_key_arn is not None
-                      else {"sqs_managed_sse_enabled": True})
-        self.queue = aws.sqs.Queue(f"{name}-failures", message_retention_seconds=QUEUE_RETENTION_SECONDS,
-                                   **encryption, opts=child)
+        self.queue = queues.queue(f"{name}-failures", args.kms_key_arn, child)
         statements = [
             {"Effect": "Allow",
              "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
