@@ -13,22 +13,17 @@ mistyped index key: ``Table.key_problem`` checks every key the declarations
 name before the write; anything else DynamoDB refuses with a
 ValidationException, isolated by splitting the batch) does not stop the
 others: ``batch_put`` writes the rest, then raises ``Unstorable`` naming it.
-Items are plain Python values (serialized here).
+Items are plain Python values (serialized by ``handlers.attribute_values``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from decimal import Decimal
 from typing import Iterable, NamedTuple
 
-# handlers.aws first: it loads boto3 with ``import boto3``. Loaded instead as the parent of boto3.dynamodb.types
-# (the sender's first import), boto3 cost the sender's cold start about 15 ms more on python3.12 (urllib3's
-# regexes and failed imports several times slower; cause not found): bench/README.md, cold start.
 from handlers import aws, retry
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from handlers.attribute_values import deserialize_item as deserialize, serialize_item as serialize
 from handlers.tables import MAX_HASH_KEY_BYTES, Table, declared
 
 GET_CHUNK = 100
@@ -37,9 +32,6 @@ ATTEMPTS = 8
 BASE_DELAY = 0.05
 MAX_DELAY = 2.0
 MAX_POOL_CONNECTIONS = 32  # >= handlers.sendgrid_api.CONCURRENCY
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class IncompleteBatch(RuntimeError):
@@ -72,36 +64,6 @@ def client():
     1000-event batch's time in the webhook (bench/README.md), for requests this module builds.
     """
     return aws.client("dynamodb", max_pool_connections=MAX_POOL_CONNECTIONS, parameter_validation=False)
-
-
-def serialize(item: dict) -> dict:
-    return {k: _serializer.serialize(_plain(v)) for k, v in item.items() if v is not None}
-
-
-def deserialize(item: dict) -> dict:
-    return {k: _python(_deserializer.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value):
-    """Python value -> something TypeSerializer takes (floats as Decimal)."""
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _python(value):
-    """DynamoDB value -> plain Python (Decimal -> int or float)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _python(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_python(v) for v in value]
-    return value
 
 
 def _chunks(seq: list, size: int):
