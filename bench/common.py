@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import boto3
 from devstack.aws import LocalAWS
-from handlers import api_key, dynamo, manager
+from handlers import api_key, aws as handlers_aws, dynamo, manager
 from handlers.tables import create_tables
 
 
@@ -158,6 +158,7 @@ def local_aws(plugins: str | None = None) -> Iterator[tuple[LocalAWS, manager.Pl
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
         boto3.DEFAULT_SESSION = None  # its credentials were resolved once: a new session reads the new ones
+        handlers_aws.reset()  # the handlers' own session, likewise
         dynamo.client.cache_clear()
         built = manager.build(plugins)
         os.environ.update(create_tables(aws.client("dynamodb"), built.tables.values()))
@@ -167,5 +168,6 @@ def local_aws(plugins: str | None = None) -> Iterator[tuple[LocalAWS, manager.Pl
         os.environ.clear()
         os.environ.update(saved)
         boto3.DEFAULT_SESSION = None
+        handlers_aws.reset()
         dynamo.client.cache_clear()
         reset_api_key()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 
-from handlers import env
+from handlers import aws, env
 
 _lock = threading.Lock()
 
@@ -36,9 +36,7 @@ def reset() -> None:
 def _load() -> str:
     parameter = env.SENDGRID_API_KEY_PARAMETER.get()
     if parameter:
-        import boto3
-
-        value = boto3.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        value = aws.client("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
     else:
         value = env.SENDGRID_API_KEY.get()
     if not value or not value.strip():

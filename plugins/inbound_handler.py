@@ -37,9 +37,7 @@ from datetime import datetime, timezone
 from email.parser import BytesParser
 from email.policy import HTTP
 
-import boto3
-
-from handlers import metrics, signature
+from handlers import aws, metrics, signature
 from handlers.manager import enabled_plugins
 from handlers.apigw import BadRequest, Refused, header, raw_body, refusal, response
 from plugins.inbound import (INBOUND_ALLOW_UNSIGNED_INSECURE, INBOUND_BUCKET, INBOUND_MAX_AGE_SECONDS,
@@ -122,7 +120,7 @@ def _is_count(value: str | bytes) -> bool:
 
 @functools.cache
 def client():
-    return boto3.client("s3")
+    return aws.client("s3")
 
 
 def settings() -> signature.Settings:

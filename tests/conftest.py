@@ -4,7 +4,8 @@ from moto import mock_aws
 
 from devstack.motoserver import patch_transactions
 from devstack.sendgrid import API_KEY, SendGridStandIn
-from handlers import api_key, dynamo, manager, tables
+from handlers import api_key, aws as handlers_aws, dynamo, manager, tables
+from tests.sender_support import join_sender_threads
 
 
 @pytest.fixture
@@ -21,8 +22,14 @@ def aws(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
+        handlers_aws.reset()  # as moto does with boto3's default session: credentials read again
         dynamo.client.cache_clear()
         yield
+        # A sender thread the handler left running ends here, not in the next test: after this fixture it
+        # would find no credentials or region, and look for them (instance metadata) while holding the
+        # lock the next test's clients are built under.
+        join_sender_threads()
+    handlers_aws.reset()
     dynamo.client.cache_clear()
 
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from devstack.sendgrid import API_KEY, Scripted
-from handlers import api_key, sender, sendgrid_api
+from handlers import api_key, aws, sender, sendgrid_api
 from tests.sender_support import Context, alice, items
 from tests.support import inserted
 
@@ -107,9 +107,9 @@ def test_backoff_grows_with_full_jitter_and_a_cap(monkeypatch):
 def test_api_key_comes_from_ssm_once_per_cold_start_and_is_never_logged(stack, sendgrid, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG, logger="handlers")
     caplog.set_level(logging.INFO)
-    boto3.setup_default_session()
     reads = []
-    boto3.DEFAULT_SESSION.events.register("before-call.ssm.GetParameter", lambda **_: reads.append(1))
+    monkeypatch.setattr(aws, "_session", None)  # a session of its own: the hook goes with it
+    aws.session().register("before-call.ssm.GetParameter", lambda **_: reads.append(1))
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name="/sendgrid-events/dev/api-key", Value=API_KEY, Type="SecureString")
     monkeypatch.setenv("SENDGRID_API_KEY_PARAMETER", "/sendgrid-events/dev/api-key")
