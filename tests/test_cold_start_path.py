@@ -15,9 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+FUNCTIONS = "handlers.sender, handlers.webhook"  # the core functions' handler modules
+# Run after ``import <imports>`` (first_request):
 FIRST_REQUEST = """
 import json, sys
-import handlers.sender, handlers.webhook
 handlers.webhook.enabled_plugins()
 ours = [m for name, m in sorted(sys.modules.items()) if name.split('.')[0] in ('handlers', 'plugins')]
 dataclasses = [f'{m.__name__}.{name}' for m in ours for name, value in vars(m).items()
@@ -27,10 +28,11 @@ print(json.dumps({'modules': [m.__name__ for m in ours], 'dataclasses': dataclas
 """
 
 
-def first_request() -> dict:
+def first_request(imports: str = FUNCTIONS) -> dict:
+    """What a fresh interpreter holds after importing ``imports`` and loading the plugin set."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "AWS_DEFAULT_REGION": "us-east-1"}
-    answer = subprocess.run([sys.executable, "-c", FIRST_REQUEST], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    answer = subprocess.run([sys.executable, "-c", f"import {imports}\n{FIRST_REQUEST}"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
     assert answer.returncode == 0, answer.stderr[-2000:]
     return json.loads(answer.stdout)
 
@@ -49,14 +51,6 @@ def test_what_only_an_error_needs_is_not_loaded_by_a_cold_start():
 
 def test_no_function_loads_boto3():
     """botocore alone: ``import boto3`` (s3transfer, multiprocessing, ...) costs a cold start about 14 ms more."""
-    code = ("import json, sys, handlers.functions, importlib; "
-            "modules = [f.handler.rsplit('.', 1)[0] for f in handlers.functions.CORE] + ['plugins.inbound_handler']; "
-            "[importlib.import_module(m) for m in modules]; "
-            "print(json.dumps({'modules': modules, 'loaded': sorted(sys.modules)}))")
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    answer = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert answer.returncode == 0, answer.stderr[-2000:]
-    seen = json.loads(answer.stdout)
-    assert {"handlers.sender", "handlers.webhook"} <= set(seen["modules"])
-    assert "botocore.session" in seen["loaded"]
-    assert not {name for name in seen["loaded"] if name.split(".")[0] in ("boto3", "s3transfer")}
+    loaded = set(first_request(f"{FUNCTIONS}, plugins.inbound_handler")["loaded"])
+    assert {"handlers.sender", "handlers.webhook", "plugins.inbound_handler", "botocore.session"} <= loaded
+    assert not {name for name in loaded if name.split(".")[0] in ("boto3", "s3transfer")}
