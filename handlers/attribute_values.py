@@ -39,7 +39,7 @@ def serialize(value) -> dict:
         return {"BOOL": value}
     if isinstance(value, str):
         return {"S": value}
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, Decimal)):  # not a bool: True and False are the only ones, above
         return {"N": _number(value)}
     if isinstance(value, Mapping):
         return {"M": {k: serialize(v) for k, v in value.items() if v is not None}}

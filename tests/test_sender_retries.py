@@ -108,7 +108,7 @@ def test_api_key_comes_from_ssm_once_per_cold_start_and_is_never_logged(stack, s
     caplog.set_level(logging.DEBUG, logger="handlers")
     caplog.set_level(logging.INFO)
     reads = []
-    monkeypatch.setattr(aws, "_session", None)  # a session of its own: the hook goes with it
+    aws.reset()  # a session of its own: the aws fixture forgets it, hook included, when the test ends
     aws.session().register("before-call.ssm.GetParameter", lambda **_: reads.append(1))
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name="/sendgrid-events/dev/api-key", Value=API_KEY, Type="SecureString")
