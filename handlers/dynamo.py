@@ -98,21 +98,13 @@ def _until_processed(call, request: dict, leftover: str, what: str):
     raise IncompleteBatch(f"{what} still unprocessed after {ATTEMPTS} attempts")
 
 
-def batch_get(table: str, key_name: str, keys: Iterable[str], *, attributes: Iterable[str] = (),
-              dynamodb=None) -> dict[str, dict]:
-    """Items of ``table`` whose string key ``key_name`` is in ``keys``: key -> item.
-
-    ``attributes``: read only these (and the key), not whole items.
-    """
+def batch_get(table: str, key_name: str, keys: Iterable[str], *, dynamodb=None) -> dict[str, dict]:
+    """Items of ``table`` whose string key ``key_name`` is in ``keys``: key -> item."""
     dynamodb = dynamodb or client()
     wanted = list(dict.fromkeys(k for k in keys if k and _can_be_key(k)))
     found: dict[str, dict] = {}
-    projection = {}
-    if attributes:
-        names = {f"#a{i}": name for i, name in enumerate(dict.fromkeys((key_name, *attributes)))}
-        projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
     for chunk in _chunks(wanted, GET_CHUNK):
-        request = {table: {"Keys": [{key_name: {"S": k}} for k in chunk], "ConsistentRead": True, **projection}}
+        request = {table: {"Keys": [{key_name: {"S": k}} for k in chunk], "ConsistentRead": True}}
         for response in _until_processed(dynamodb.batch_get_item, request, "UnprocessedKeys",
                                          f"BatchGetItem on {table}: keys"):
             for raw in response.get("Responses", {}).get(table, []):
@@ -146,9 +138,8 @@ def batch_put(table: Table, items: Iterable[dict], *, dynamodb=None) -> int:
     return len(storable)
 
 
-def put_newest(table: Table, items: Iterable[dict], attribute: str, *, dynamodb=None) -> int:
-    """Put each item unless ``table`` holds a newer one under its key (a greater number ``attribute``);
-    returns how many were written.
+def put_newest(table: Table, items: Iterable[dict], attribute: str, *, dynamodb=None) -> None:
+    """Put each item unless ``table`` holds a newer one under its key (a greater number ``attribute``).
 
     Newest wins in one step: each item is a put conditioned on the stored one
     being absent or not newer, 100 a TransactWriteItems call (no read first,
@@ -167,14 +158,11 @@ def put_newest(table: Table, items: Iterable[dict], attribute: str, *, dynamodb=
     storable = [(item, serialized) for item, serialized in storable if attribute in serialized]
     condition = {"ConditionExpression": "attribute_not_exists(#key) OR #newer <= :newer",
                  "ExpressionAttributeNames": {"#key": table.key_names[0], "#newer": attribute}}
-    written = 0
 
     def write(part):
-        nonlocal written
         puts = [{"Put": {"TableName": name, "Item": serialized, **condition,
                          "ExpressionAttributeValues": {":newer": serialized[attribute]}}} for _item, serialized in part]
         set_aside = _transact(puts, {"ConditionalCheckFailed", "ValidationError"}, dynamodb, name)
-        written += len(part) - len(set_aside)
         refused.extend(Refusal(part[i][0], "DynamoDB refused it (ValidationError)", str(reason.get("Message"))[:1000])
                        for i, reason in set_aside.items() if reason["Code"] == "ValidationError")
 
@@ -182,7 +170,6 @@ def put_newest(table: Table, items: Iterable[dict], attribute: str, *, dynamodb=
         refused += _refused(aws.isolate(chunk, write))
     if refused:
         raise Unstorable(refused)
-    return written
 
 
 def _storable(table: Table, items: Iterable[dict]) -> tuple[list[Refusal], list[tuple[dict, dict]]]:

@@ -61,16 +61,6 @@ def test_work_still_unprocessed_after_every_attempt_raises(stubbed):
         dynamo.batch_put(T, [{"id": "k"}], dynamodb=client)
 
 
-def test_batch_get_can_read_only_some_attributes(stubbed):
-    client, stub = stubbed
-    request = keys("a")
-    request["t"].update(ProjectionExpression="#a0, #a1", ExpressionAttributeNames={"#a0": "id", "#a1": "timestamp"})
-    stub.add_response("batch_get_item", {"Responses": {"t": [{"id": {"S": "a"}, "timestamp": {"N": "5"}}]}},
-                      {"RequestItems": request})
-    assert dynamo.batch_get("t", "id", ["a"], attributes=("timestamp",), dynamodb=client) == {
-        "a": {"id": "a", "timestamp": 5}}
-
-
 def puts(*ids):
     return {"t": [{"PutRequest": {"Item": {"id": {"S": i}}}} for i in ids]}
 
