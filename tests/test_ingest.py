@@ -17,22 +17,11 @@ import pytest
 from devstack.eventwebhook import WebhookKey
 from handlers import ingest, webhook
 from tests import emf
-from tests.support import scan
-from tests.webhook_support import Faults, bounce, endpoint, queued  # noqa: F401 (endpoint: a fixture)
+from tests.support import proxy_event, scan
+from tests.sender_support import Context
+from tests.webhook_support import Faults, body_of, bounce, endpoint, queued  # noqa: F401 (endpoint: a fixture)
 
 DAY = 86400
-
-
-class Context:
-    def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.deadline - time.monotonic()) * 1000)
-
-
-def body_of(events) -> bytes:
-    return json.dumps(events, separators=(",", ":")).encode() + b"\r\n"
 
 
 @pytest.fixture
@@ -88,7 +77,6 @@ def test_the_signatures_age_is_measured_when_api_gateway_received_the_post(consu
     answer = ingest.process(late, lambda: plugins)
     assert answer["statusCode"] == 403 and "older than" in json.loads(answer["body"])["error"]
     # The direct path measures the same post's age now: refused.
-    from tests.support import proxy_event
     assert webhook.handle(proxy_event(body, headers), lambda: plugins)["statusCode"] == 403
     assert [r["sgEventId"] for r in scan("TABLE_BOUNCE")] == ["ev-msg-1"]
 

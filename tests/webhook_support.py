@@ -263,12 +263,17 @@ class Poison:
         if sns_client is not None:
             intercept(sns_client, self._sns)
 
+    def _names(self) -> set:
+        """The deployed names of ``tables``."""
+        return {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
+
     def _dynamodb(self, request):
-        if operation("dynamodb", request) == "TransactWriteItems":
+        called = operation("dynamodb", request)
+        if called == "TransactWriteItems":
             return self._transaction(request)
-        if operation("dynamodb", request) != "BatchWriteItem":
+        if called != "BatchWriteItem":
             return None
-        names = {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
+        names = self._names()
         items = json.loads(request.body)["RequestItems"]
         if not any(name in names and self.marker in json.dumps(puts) for name, puts in items.items()):
             return None
@@ -277,7 +282,7 @@ class Poison:
                                "message": "One or more parameter values were invalid: injected"})
 
     def _transaction(self, request):
-        names = {os.environ.get(f"TABLE_{t.upper()}") for t in self.tables}
+        names = self._names()
         puts = [action.get("Put", {}) for action in json.loads(request.body)["TransactItems"]]
         bad = [put.get("TableName") in names and self.marker in json.dumps(put.get("Item")) for put in puts]
         if not any(bad):
@@ -299,11 +304,14 @@ class Poison:
                            for i, message in entries.items()})
 
 
+def body_of(events) -> bytes:
+    """A post's body as SendGrid writes it, but with \\u escapes, which can carry lone surrogates."""
+    return json.dumps(events, separators=(",", ":")).encode() + b"\r\n"
+
+
 def queued(body: bytes, headers: dict, received_ms: int | None = None) -> dict:
     """The SQS record Lambda hands the webhook for a post that API Gateway queued (``ingest: queue``): the
     program's own request template rendered, the form SQS would read, the message it would keep."""
-    from urllib.parse import parse_qs
-
     from devstack import vtl
     from devstack.queue_poller import lambda_message
     from infra.ingest import REQUEST_TEMPLATE
@@ -337,8 +345,8 @@ class Endpoint:
 
     def post(self, events=None, *, body: bytes | None = None, headers: dict | None = None,
              sign: bool = True, base64_encoded: bool = False, timestamp: int | None = None, context=None):
-        if body is None:  # as SendGrid writes it, but with \u escapes, which can carry lone surrogates
-            body = json.dumps(events, separators=(",", ":")).encode() + b"\r\n"
+        if body is None:
+            body = body_of(events)
         signed = self.key.headers(body, timestamp) if sign else {}
         if self.ingest == "queue":
             answer = ingest.process(queued(body, {**signed, **(headers or {})}), lambda: self.plugins, context)
