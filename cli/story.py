@@ -50,7 +50,7 @@ def run(target, args) -> int:
         found_as, message_ids = story.of_id(query)
     reason = None
     if found_as == "address":  # suppressed without a mail found: a backfilled row, or one older than the logs
-        reason = suppression.latest_reason(rows_of_address(reader, query) if reader.has(BOUNCE) else [])
+        reason = suppression.latest_reason(story.bounce_rows)
     if not message_ids and not reason:
         looked = "a recipient address" if "@" in query else "a message id, an sg_message_id or a mail id"
         raise CliError(f"no mail found for {query!r} (looked it up as {looked})")
@@ -68,10 +68,12 @@ class Story:
     def __init__(self, reader: Reader, history: bool):
         self.reader, self.history = reader, history
         self.items: dict[str, dict] = {}      # mail id -> mail sender item, for mails not sent (no message id)
-        self.bounce_rows: list[dict] | None = None  # without history: the bounce rows of the mails found
+        # the bounce rows read: an address's (why it is suppressed; without history also its mails' events),
+        # else, without history, those of the mails found
+        self.bounce_rows: list[dict] | None = None
 
     def of_address(self, address: str, limit: int) -> list[str]:
-        """The message ids of mails to ``address``, newest first."""
+        """The message ids of mails to ``address``, newest first; its bounce rows kept in ``bounce_rows``."""
         wanted = address.lower()
         times: dict[str, float] = {}
         if self.history:
@@ -84,7 +86,8 @@ class Story:
             for row in self.reader.scan(SENT_LOG, attributes=(SENT_LOG.hash_key, *sent_log.RECIPIENT_FIELDS, "sentAt")):
                 if sent_log.recipient(row, wanted):
                     times[row[SENT_LOG.hash_key]] = periods.epoch(row.get("sentAt"))
-            self.bounce_rows = rows_of_address(self.reader, wanted) if self.reader.has(BOUNCE) else []
+        self.bounce_rows = rows_of_address(self.reader, wanted) if self.reader.has(BOUNCE) else []
+        if not self.history:
             for row in self.bounce_rows:
                 if row.get("messageId"):  # not a backfilled row (the lists name no mail)
                     times[row["messageId"]] = max(times.get(row["messageId"], 0), row.get("timestamp") or 0)
