@@ -1,7 +1,6 @@
 """``sendgrid-events replay rejects`` and ``redrive`` on the local stack: what was set aside or given up
 on, run again exactly once (replay through the webhook function, invoked as the operator would)."""
 
-import hashlib
 import json
 
 from cli.__main__ import main
@@ -9,7 +8,7 @@ from devstack import demo
 from devstack.sendgrid import Scripted
 from devstack.stack import wait_for
 from devstack.testing import local_stack  # noqa: F401  (the fixture)
-from handlers import dynamo, sendgrid_api
+from handlers import dynamo, reconcile, sendgrid_api
 from tests.webhook_support import bounce
 
 
@@ -19,20 +18,13 @@ def run(capsys, *argv) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out or "null")
 
 
-def reject_row(event: dict, sink: str | None, reason: str) -> dict:
-    raw = json.dumps(event)
-    digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-    return {"eventId": f"{sink}:{digest}" if sink else digest, "raw": raw, "rawLength": len(raw), "sink": sink,
-            "reason": reason, "detail": None, "timestamp": event.get("timestamp")}
-
-
 def test_replay_rejects_stores_what_the_fixed_stack_can_and_reports_the_rest(local_stack, tmp_path, capsys):
     state = tmp_path / "state.json"
     stack = local_stack(state_path=state)
     ddb = stack.aws.client("dynamodb")
     # What an older plugin refused (a row as the webhook keeps it), and an event no version can read.
-    refused = reject_row(bounce(1), "dynamodb", "dynamodb: an old bug")
-    hopeless = reject_row({"event": "bounce", "timestamp": 1764400000}, None, "event has no 'email'")
+    refused = reconcile.reject(bounce(1), "dynamodb: an old bug", sink="dynamodb")
+    hopeless = reconcile.reject({"event": "bounce", "timestamp": 1764400000}, "event has no 'email'")
     for row in (refused, hopeless):
         ddb.put_item(TableName=stack.table("rejects"), Item=dynamo.serialize(row))
 
