@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 from cli.output import Output
 from cli.target import Target
-from handlers import dynamo
+from handlers import attribute_values, dynamo
 from handlers.tables import Table
 
 
@@ -44,7 +44,7 @@ class Reader:
         key = key or table.hash_key
         request = {"TableName": self.name(table), "KeyConditionExpression": "#k = :v",
                    "ExpressionAttributeNames": {"#k": key},
-                   "ExpressionAttributeValues": {":v": dynamo.serialize({"v": value})["v"]}}
+                   "ExpressionAttributeValues": {":v": attribute_values.serialize(value)}}
         if index:
             request["IndexName"] = index
         items = []
@@ -55,7 +55,7 @@ class Reader:
     def get(self, table: Table, value) -> dict | None:
         """The item whose (hash-only) key is ``value``, or None."""
         answer = self.dynamodb.get_item(TableName=self.name(table),
-                                        Key={table.hash_key: dynamo.serialize({"v": value})["v"]})
+                                        Key={table.hash_key: attribute_values.serialize(value)})
         return dynamo.deserialize(answer["Item"]) if "Item" in answer else None
 
     def has_index(self, table: Table, index: str) -> bool:
