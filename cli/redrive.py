@@ -188,14 +188,15 @@ def run_sender(target, args) -> int:
                  "attempts": info.get("requestContext", {}).get("approximateInvokeCount"),
                  "firstArrival": batch.get("approximateArrivalOfFirstRecord"), "batchSize": batch.get("batchSize"),
                  "expired": records is None, "items": []}
-        for record in records or []:
-            item_id = record["dynamodb"]["Keys"][MAIL_SENDER.hash_key]["S"]
-            answer = dynamodb.get_item(TableName=mail_table, Key={MAIL_SENDER.hash_key: {"S": item_id}},
-                                       ConsistentRead=True)
-            item = dynamo.deserialize(answer["Item"]) if "Item" in answer else None
+        ids = [record["dynamodb"]["Keys"][MAIL_SENDER.hash_key]["S"] for record in records or []]
+        items = dynamo.batch_get(mail_table, MAIL_SENDER.hash_key, ids, dynamodb=dynamodb)  # consistent reads
+        for item_id in ids:
+            item = items.get(item_id)
             action = action_for(item)
             if args.resend and action == RESEND:
-                action = f"resent as {resend(dynamodb, mail_table, item)}"
+                new_id = resend(dynamodb, mail_table, item)
+                items[item_id] = {**item, "resentAs": new_id}  # the same id INSERTed again later: not resent twice
+                action = f"resent as {new_id}"
             entry["items"].append({"id": item_id, "status": (item or {}).get("status"),
                                    "error": (item or {}).get("error"), "action": action})
         settled = not entry["expired"] and not any(i["action"] in (RESEND, IN_FLIGHT) for i in entry["items"])
