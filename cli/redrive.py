@@ -148,7 +148,7 @@ def run_ingest(target, args) -> int:
     queue = queue_of(target, INGEST, "ingest queue (ingestQueueUrl)")
     sqs = target.client("sqs")
     messages = queued(sqs, dlq, args.out)
-    posts, moved = [], []
+    posts = []
     for message in args.out.track(messages, "moving posts back" if args.resend else "reading posts", len(messages)):
         attributes = message.get("MessageAttributes") or {}
         received = (attributes.get(ingest.RECEIVED_AT) or {}).get("StringValue")
@@ -158,11 +158,12 @@ def run_ingest(target, args) -> int:
             events = None
         if args.resend:
             move_back(sqs, message, queue)
-            moved.append(message["ReceiptHandle"])
         posts.append({"receivedAt": periods.iso(int(received) / 1000) if received else None, "events": events,
                       "bytes": len(message["Body"].encode()), "signed": ingest.SIGNATURE in attributes,
                       "movedBack": bool(args.resend)})
-    _finish(sqs, dlq, moved, [m["ReceiptHandle"] for m in messages if m["ReceiptHandle"] not in moved])
+    handles = [m["ReceiptHandle"] for m in messages]
+    moved, kept = (handles, []) if args.resend else ([], handles)  # every post moved back, or none
+    _finish(sqs, dlq, moved, kept)
 
     def render(console):
         console.print(table(f"{len(posts)} post(s) in the ingest dead-letter queue"
