@@ -14,7 +14,6 @@ import base64
 import contextlib
 import json
 import sys
-from decimal import Decimal
 from typing import Callable, Iterable, Iterator, Sequence
 
 
@@ -87,8 +86,6 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence]):
 
 def jsonable(value):
     """What ``json`` cannot write by itself, as DynamoDB items hold it."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     if isinstance(value, (bytes, bytearray)):
