@@ -125,18 +125,21 @@ class SendGrid:
                 raise UsageError(f"SendGrid refused the API key ({response.status}) for {PATH}{list_name}: it needs "
                                  "the suppressions read scope (suppression.read)")
             if response.status != 429 and response.status < 500:
-                raise CliError(f"SendGrid {PATH}{list_name}: {response.status} {_errors(response.data)}")
+                raise CliError(f"SendGrid {PATH}{list_name}: {response.status} {_errors(response.data, self._key)}")
             if attempt + 1 < ATTEMPTS:
                 told = told_wait(response.headers) if response.status == 429 else None
                 self.sleep(told if told is not None else backoff(attempt))
         raise Transient(f"SendGrid {PATH}{list_name}: still {response.status} after {ATTEMPTS} attempts; try again later")
 
 
-def _errors(data: bytes) -> str:
+def _errors(data: bytes, api_key: str) -> str:
+    """SendGrid's ``errors`` messages, else the answer (clipped); never the API key (an answer may quote the
+    request's headers)."""
     try:
-        return "; ".join(str(e.get("message")) for e in json.loads(data)["errors"])
+        text = "; ".join(str(e.get("message")) for e in json.loads(data)["errors"])
     except (ValueError, KeyError, TypeError, AttributeError):
-        return data.decode("utf-8", "replace")[:200]
+        return data.decode("utf-8", "replace").replace(api_key, "[API key]")[:200]
+    return text.replace(api_key, "[API key]")
 
 
 def run(target, args) -> int:

@@ -9,6 +9,7 @@ import pytest
 
 from cli import backfill
 from cli.__main__ import main
+from cli.errors import CliError
 from devstack.sendgrid import API_KEY, Scripted, SendGridStandIn
 from devstack.testing import local_stack  # noqa: F401 (a fixture)
 from tests.cli_support import item, run_json
@@ -148,6 +149,19 @@ def test_backfill_reads_every_page_waits_out_a_429_and_names_a_refused_key(local
     assert main(["backfill", "--since", "1h", "--local", str(state)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sendgrid-events: SendGrid refused the API key (401)") and "SG.revoked" not in err
+
+
+@pytest.mark.parametrize("body", [b'{"errors": [{"message": "bad header Authorization: Bearer SG.secret"}]}',
+                                  b"400 Bad Request\r\nAuthorization: Bearer SG.secret\r\n"])
+def test_a_refused_page_quotes_sendgrid_without_the_api_key(body):
+    class Answer:  # an answer that echoes the request's headers, as a proxy or a wrong host may
+        status, data, headers = 400, body, {}
+
+    client = backfill.SendGrid("http://sendgrid.test", "SG.secret")
+    client.http = type("Http", (), {"request": lambda self, *args, **kwargs: Answer()})()
+    with pytest.raises(CliError, match=r"(?s)^SendGrid /v3/suppression/bounces: 400 .*Bearer \[API key\]") as refused:
+        client.page("bounces", {})
+    assert "SG.secret" not in str(refused.value)
 
 
 def state_without_aws(tmp_path):
