@@ -19,8 +19,6 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from devstack.http import post
 from devstack.sendgrid import Accepted, events_for
 from handlers.reconcile import message_id as message_id_of
 
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
 class WebhookKey:
@@ -204,11 +202,8 @@ class EventPoster:
     def _post(self, body: bytes) -> tuple[int | None, str]:
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "SendGrid Event API",
                    **(self.key.headers(body) if self.key else {})}
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with _OPENER.open(request, timeout=self.timeout) as answer:
-                return answer.status, answer.read().decode(errors="replace")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
+            status, answer = post(self.url, body, headers, timeout=self.timeout)
         except OSError as exc:
             return None, f"{type(exc).__name__}: {exc}"
+        return status, answer.decode(errors="replace")

@@ -32,8 +32,6 @@ import json
 import logging
 import re
 import threading
-import urllib.error
-import urllib.request
 import time
 import uuid
 from collections import deque
@@ -41,7 +39,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
 from devstack import vtl
-from devstack.http import LoopbackServer, reply
+from devstack.http import LoopbackServer, post, reply
 from devstack.lambdas import FunctionTimeout
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,6 @@ log = logging.getLogger(__name__)
 STAGE = "v1"
 INTERNAL_ERROR = b'{"message": "Internal server error"}'
 DEFAULT_CONTENT_TYPE = "application/json"  # API Gateway's, for a request without one
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
 @dataclass(frozen=True)
@@ -138,12 +135,7 @@ class Services:
         request = AWSRequest("POST", f"{self.endpoint_url}/{path}", data=body,
                              headers={"Content-Type": content_type, **integration.request_headers})
         SigV4Auth(Credentials(role.access_key_id, role.secret_access_key), service, self.region).add_auth(request)
-        prepared = urllib.request.Request(request.url, data=body, method="POST", headers=dict(request.headers))
-        try:
-            with _OPENER.open(prepared, timeout=30) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+        return post(request.url, body, dict(request.headers), timeout=30)
 
 
 def integration_response(responses, status: int):
