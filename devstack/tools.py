@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from devstack import http
 from devstack.eventwebhook import WebhookKey, batch_body
 from handlers import hookspecs, manager
-from infra import deploy
+from infra import deploy, stackconfig
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 KINDS = {"register_event_types": "event type", "register_sinks": "sink", "register_tables": "tables",
@@ -28,7 +27,7 @@ KINDS = {"register_event_types": "event type", "register_sinks": "sink", "regist
 
 def plugin_rows() -> list[dict]:
     """One row per known plugin: name, where it comes from, kinds, description, config keys."""
-    declared = (yaml.safe_load(PROJECT_FILE.read_text()).get("config") or {})
+    declared = stackconfig.load_project(PROJECT_FILE).config
     rows = []
     for name, load in sorted(manager.known_plugins().items()):
         module = load()
@@ -39,8 +38,7 @@ def plugin_rows() -> list[dict]:
                        | ({"infrastructure"} if half is not None and hasattr(half, "infrastructure") else set())
                        | {f"offers {hook}" for hook in offered})
         doc = (module.__doc__ or "").strip().splitlines()
-        keys = sorted(k for k, v in declared.items()
-                      if isinstance(v, dict) and str(v.get("description", "")).startswith(f"{name} plugin"))
+        keys = sorted(k for k, d in declared.items() if d.description.startswith(f"{name} plugin"))
         rows.append({"name": name, "source": "built-in" if name in manager.BUILTIN_PLUGINS else "installed",
                      "kinds": kinds, "description": doc[0] if doc else "", "config": keys})
     return rows
