@@ -58,21 +58,17 @@ class QueuePoller(Loop):
     def __init__(self, sqs, mapping, function, *, region: str, interval: float = 0.1, retry_delay: float = 0.5):
         self.sqs, self.mapping, self.function, self.region = sqs, mapping, function, region
         self.interval = interval
-        self.hidden = max(1, min(int(round(retry_delay)) or 1, mapping.visibility_timeout))
-        self.invocations = self.delivered = self.failed = 0
+        self.hidden = max(1, min(int(round(retry_delay)), mapping.visibility_timeout))
+        self.delivered = self.failed = 0
 
-    def step(self) -> bool:
-        return self.poll()
-
-    def drained(self, sqs=None) -> bool:
-        """Whether the queue holds nothing, not even a message being processed (``sqs``: a client allowed
-        GetQueueAttributes, the poller's own by default)."""
-        attributes = (sqs or self.sqs).get_queue_attributes(
+    def drained(self) -> bool:
+        """Whether the queue holds nothing, not even a message being processed."""
+        attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.mapping.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return not any(int(v) for v in attributes.values())
 
-    def poll(self) -> bool:
+    def step(self) -> bool:
         """One receive and, if it got messages, one invocation; whether it got any."""
         received = self.sqs.receive_message(
             QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=min(self.mapping.batch_size, RECEIVE_MAX),
@@ -81,7 +77,6 @@ class QueuePoller(Loop):
         if not received:
             return False
         batch = [lambda_message(m, self.mapping.queue_arn, self.region) for m in received]
-        self.invocations += 1
         try:
             failed = failed_ids(batch, self.function.invoke({"Records": batch}), self.mapping.report_failures)
         except Exception as exc:
