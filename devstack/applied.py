@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 
 from devstack.apply import ACCOUNT
-from devstack.aws import Credentials, LocalAWS
+from devstack.aws import Credentials, LocalAWS, queue_url, visibility_timeout
 
 ARN_CHECKED = ("s3", "sqs")
 # Calls AWS authorizes through other actions' permissions (a transaction by the actions inside it,
@@ -230,11 +230,10 @@ def queue_mappings(aws: LocalAWS) -> list[QueueMapping]:
     for m in aws.client("lambda").list_event_source_mappings()["EventSourceMappings"]:
         if ":sqs:" not in m["EventSourceArn"] or not m.get("State", "Enabled").startswith("Enabl"):
             continue
-        url = sqs.get_queue_url(QueueName=m["EventSourceArn"].rsplit(":", 1)[1])["QueueUrl"]
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+        url = queue_url(sqs, m["EventSourceArn"])
         found.append(QueueMapping(
             function=m["FunctionArn"].rsplit(":", 1)[1], queue_arn=m["EventSourceArn"], queue_url=url,
             batch_size=m.get("BatchSize", 10),
             report_failures="ReportBatchItemFailures" in (m.get("FunctionResponseTypes") or []),
-            visibility_timeout=int(attributes["VisibilityTimeout"])))
+            visibility_timeout=visibility_timeout(sqs, url)))
     return found

@@ -128,3 +128,14 @@ class LocalAWS:
                     aws_access_key_id=credentials.access_key_id,
                     aws_secret_access_key=credentials.secret_access_key, region_name=self.region)
             return session.client(service, endpoint_url=self.endpoint_url)
+
+
+def queue_url(sqs, queue_arn: str) -> str:
+    """The URL of the SQS queue ``queue_arn`` names (SQS finds a queue by its name, the ARN's last part)."""
+    return sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+
+
+def visibility_timeout(sqs, url: str) -> int:
+    """The queue's: seconds a received message stays hidden."""
+    return int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+               ["Attributes"]["VisibilityTimeout"])

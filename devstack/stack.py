@@ -39,7 +39,7 @@ from typing import Callable
 
 from devstack import applied, http, messages
 from devstack.apply import Applier, ApplyError
-from devstack.aws import LocalAWS
+from devstack.aws import LocalAWS, queue_url
 from devstack.eventwebhook import EventPoster, WebhookKey, batch_body
 from devstack.front import ApiFront, Services
 from devstack.invoke import LambdaApi
@@ -181,8 +181,8 @@ class Stack:
         sender = by_lambda_name[mapping.function]
         on_failure = None
         if mapping.on_failure:  # Lambda finds the queue; it sends with the function's role
-            queue = self.aws.client("sqs").get_queue_url(QueueName=mapping.on_failure.rsplit(":", 1)[1])
-            on_failure = to_queue(self.aws.client("sqs", sender.credentials), queue["QueueUrl"])
+            url = queue_url(self.aws.client("sqs"), mapping.on_failure)
+            on_failure = to_queue(self.aws.client("sqs", sender.credentials), url)
         self.poller = self._started(StreamPoller(
             self.aws.client("dynamodbstreams", sender.credentials), mapping, sender, region=self.aws.region,
             on_failure=on_failure, interval=opts.poll_interval))

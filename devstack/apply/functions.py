@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from devstack.apply import Applier, ApplyError, applies, autoname, zipped
+from devstack.aws import queue_url, visibility_timeout
 
 
 @applies("aws:iam/role:Role")
@@ -110,9 +111,7 @@ def lambda_event_source_mapping(aws: Applier, name: str, inputs: dict):
 def _check_visibility(aws: Applier, queue_arn: str, function: str) -> None:
     """Lambda refuses a queue whose visibility timeout is shorter than the function's timeout (moto does not)."""
     sqs = aws.client("sqs")
-    url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
-    visibility = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
-                     ["Attributes"]["VisibilityTimeout"])
+    visibility = visibility_timeout(sqs, queue_url(sqs, queue_arn))
     timeout = aws.client("lambda").get_function_configuration(FunctionName=function)["Timeout"]
     if visibility < timeout:
         raise ApplyError(f"Queue visibility timeout: {visibility} seconds is less than Function timeout: "
