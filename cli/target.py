@@ -145,7 +145,7 @@ def deployed(name: str, outputs: dict) -> Target:
     if not isinstance(outputs, dict) or not isinstance(outputs.get(TABLES_OUTPUT), dict):
         raise UsageError(f"stack {name!r}: its outputs have no {TABLES_OUTPUT!r} (is it a sendgrid-events stack, "
                          "deployed?)")
-    queues = {name: outputs[output] for name, output in QUEUE_OUTPUTS.items() if outputs.get(output)}
+    queues = local_state.queue_urls(outputs)
     return Target(name=name, tables=dict(outputs[TABLES_OUTPUT]), queues=queues, outputs=outputs,
                   sendgrid_url=env.SENDGRID_API_HOST.get(), sendgrid_key=env.SENDGRID_API_KEY.get())
 

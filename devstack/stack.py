@@ -47,7 +47,7 @@ from devstack.lambdas import Function
 from devstack.poller import StreamPoller, to_queue
 from devstack.queue_poller import QueuePoller
 from devstack.sendgrid import SendGridStandIn
-from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS, remove_state, write_state
+from devstack.state import DEFAULT_STATE, QUEUE_OUTPUTS, queue_urls, remove_state, write_state
 from devstack.webhooks import WebhookAccount
 from handlers import dynamo, env, manager
 from handlers.tables import MAIL_SENDER
@@ -261,8 +261,7 @@ class Stack:
             "aws_env": {**self.aws.env(), "AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.base_url},
             "tables": dict(self.outputs["tableNames"]),
             "streams": {MAIL_SENDER.name: mapping.stream_arn},
-            "queues": {**{name: self.outputs[output] for name, output in QUEUE_OUTPUTS.items() if output in self.outputs},
-                       "messages": self.messages_queue},
+            "queues": {**queue_urls(self.outputs), "messages": self.messages_queue},
             "topics": self.topics,
             "webhook_url": urls.pop("webhook"),
             "urls": urls,

@@ -17,6 +17,11 @@ DEFAULT_STATE = Path(".devstack/state.json")
 QUEUE_OUTPUTS = {"sender_failures": "dlqUrl", "ingest": "ingestQueueUrl", "ingest_dlq": "ingestDlqUrl"}
 
 
+def queue_urls(outputs: dict) -> dict[str, str]:
+    """The queues a stack's ``outputs`` name (an ``ingest: direct`` stack has no ingest queues): name -> URL."""
+    return {name: outputs[output] for name, output in QUEUE_OUTPUTS.items() if outputs.get(output)}
+
+
 def write_state(path: Path, state: dict) -> None:
     """Write the state file atomically, readable by its owner only (it holds a private key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
