@@ -41,12 +41,11 @@ def api_method(aws: Applier, name: str, inputs: dict):
 
 @applies("aws:apigateway/integration:Integration")
 def api_integration(aws: Applier, name: str, inputs: dict):
-    optional = {"credentials": "credentials", "requestTemplates": "requestTemplates",
-                "passthroughBehavior": "passthroughBehavior", "requestParameters": "requestParameters"}
+    optional = ("credentials", "requestTemplates", "passthroughBehavior", "requestParameters")  # as the API names them
     aws.client("apigateway").put_integration(
         restApiId=inputs["restApi"], resourceId=inputs["resourceId"], httpMethod=inputs["httpMethod"],
         type=inputs["type"], integrationHttpMethod=inputs.get("integrationHttpMethod", ""), uri=inputs.get("uri", ""),
-        **{key: inputs[field] for field, key in optional.items() if inputs.get(field)})
+        **{key: inputs[key] for key in optional if inputs.get(key)})
     return f"agi-{inputs['restApi']}-{inputs['resourceId']}-{inputs['httpMethod']}", {}
 
 
