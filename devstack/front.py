@@ -187,26 +187,29 @@ class ApiFront(LoopbackServer):
             return self._reply(http, failure.status, {}, INTERNAL_ERROR)
         if route.service is not None:
             status, headers, data = self._service(route.service, http, body)
-            if failure:
-                status, headers, data = failure.status, {}, INTERNAL_ERROR
-            return self._reply(http, status, headers, data)
-        if not route.permitted:
+        elif not route.permitted:
             log.error("API Gateway may not invoke %s (no lambda:InvokeFunction permission for this route)",
                       route.function)
             return self._reply(http, 500, {}, INTERNAL_ERROR)
-        event = proxy_event(http.command, path, list(http.headers.items()), body, http.client_address[0],
-                            route.stage, is_binary(http.headers.get("Content-Type"), route.binary_media_types))
-        try:
-            status, headers, data = http_answer(function.invoke(event))
-        except FunctionTimeout as exc:
-            log.error("%s", exc)
-            status, headers, data = 504, {}, b'{"message": "Endpoint request timed out"}'
-        except Exception as exc:
-            log.error("%s failed: %s", route.function, exc)
-            status, headers, data = 502, {}, INTERNAL_ERROR
+        else:
+            status, headers, data = self._function(route, function, http, path, body)
         if failure:
             status, headers, data = failure.status, {}, INTERNAL_ERROR
         self._reply(http, status, headers, data)
+
+    def _function(self, route, function, http: BaseHTTPRequestHandler, path: str,
+                  body: bytes) -> tuple[int, dict, bytes]:
+        """A Lambda proxy integration: the request as a proxy event to ``function``, its answer as HTTP."""
+        event = proxy_event(http.command, path, list(http.headers.items()), body, http.client_address[0],
+                            route.stage, is_binary(http.headers.get("Content-Type"), route.binary_media_types))
+        try:
+            return http_answer(function.invoke(event))
+        except FunctionTimeout as exc:
+            log.error("%s", exc)
+            return 504, {}, b'{"message": "Endpoint request timed out"}'
+        except Exception as exc:
+            log.error("%s failed: %s", route.function, exc)
+            return 502, {}, INTERNAL_ERROR
 
     def _service(self, integration, http: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict, bytes]:
         """An AWS service integration, as API Gateway runs it (see the module docstring)."""
