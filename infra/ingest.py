@@ -34,7 +34,6 @@ from handlers import ingest as message
 from handlers.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from infra import queues
 from infra.function import policy_document
-from infra.plugins import KMS_ACTIONS
 
 QUEUE = "queue"  # infra.config.INGEST_MODES: queue | direct
 MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's limit since 2025 (body and attributes)
@@ -130,11 +129,9 @@ class IngestQueue(pulumi.ComponentResource):
                                  assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                                      "Effect": "Allow", "Action": "sts:AssumeRole",
                                      "Principal": {"Service": "apigateway.amazonaws.com"}}]}), opts=child)
-        statements = [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [self.queue.arn]}]
-        if args.kms_key_arn is not None:
-            statements.append({"Effect": "Allow", "Action": list(KMS_ACTIONS), "Resource": [args.kms_key_arn]})
-        self._send_policy = aws.iam.RolePolicy(f"{name}-apigateway-send", role=self.role.id,
-                                               policy=policy_document(statements), opts=child)
+        self._send_policy = aws.iam.RolePolicy(
+            f"{name}-apigateway-send", role=self.role.id,
+            policy=policy_document(queues.send_statements(self.queue.arn, args.kms_key_arn)), opts=child)
 
     def integrate(self, name: str, rest_api: aws.apigateway.RestApi, resource: aws.apigateway.Resource,
                   method: aws.apigateway.Method, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:

@@ -16,7 +16,6 @@ import pulumi_aws as aws
 
 from infra import queues
 from infra.function import policy_document
-from infra.plugins import KMS_ACTIONS
 
 BATCH_SIZE = 100
 INSERT_ONLY = json.dumps({"eventName": ["INSERT"]})
@@ -48,10 +47,8 @@ class StreamTrigger(pulumi.ComponentResource):
              "Resource": [args.stream_arn]},
             # ListStreams has no resource-level permissions: "*" is the only resource it takes.
             {"Effect": "Allow", "Action": ["dynamodb:ListStreams"], "Resource": ["*"]},
-            {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [self.queue.arn]},
+            *queues.send_statements(self.queue.arn, args.kms_key_arn),
         ]
-        if args.kms_key_arn is not None:
-            statements.append({"Effect": "Allow", "Action": list(KMS_ACTIONS), "Resource": [args.kms_key_arn]})
         policy = aws.iam.RolePolicy(f"{name}-policy", role=args.role, policy=policy_document(statements),
                                     opts=child)
         self.mapping = aws.lambda_.EventSourceMapping(
